@@ -1,0 +1,31 @@
+# NoisyKD Bench workflow. Thin: config, validation, rule files, the `all` target.
+# `snakemake --cores all` runs the embedded default grid; `--configfile X` runs exactly X.
+from snakemake.utils import validate
+
+from benchmark import grid
+from benchmark.errors import UserError
+
+# Snakemake deep-merges config files: load the default only when no --configfile was given,
+# so nothing of it leaks into another grid.
+if not workflow.overwrite_configfiles:
+    configfile: "workflows/config/default.yaml"
+
+validate(config, "workflows/config/schema.yaml")
+try:
+    LABELS_JOBS = grid.labels_jobs(config)
+except UserError as exc:
+    raise ValueError(f"invalid config: {exc}") from None
+
+wildcard_constraints:
+    dataset=r"[a-z0-9_]+",
+    noise_id=r"[a-z\-]+(_[0-9.]+)?|human-[a-z0-9]+",
+    seed=r"\d+",
+
+include: "workflows/rules/labels.smk"
+include: "workflows/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/tables/label_noise.md",

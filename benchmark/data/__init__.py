@@ -1,0 +1,17 @@
+"""Dataset registry: ``load_dataset(name)`` gives one ``DatasetRecord`` for every source.
+
+Importing this package registers every dataset but loads nothing and imports no torch.
+"""
+
+from . import cifar, fashion_mnist, imagefolder, tabular  # noqa: F401  (registers datasets)
+from .record import DatasetRecord
+from .registry import DatasetEntry, dataset_names, default_data_root, get_entry, load_dataset
+
+__all__ = [
+    "DatasetEntry",
+    "DatasetRecord",
+    "dataset_names",
+    "default_data_root",
+    "get_entry",
+    "load_dataset",
+]
