@@ -1,5 +1,7 @@
 # NoisyKD Bench workflow. Thin: config, validation, rule files, the `all` target.
 # `snakemake --cores all` runs the embedded default grid; `--configfile X` runs exactly X.
+import os
+
 from snakemake.utils import validate
 
 from benchmark import grid
@@ -8,9 +10,9 @@ from benchmark.errors import UserError
 # Snakemake deep-merges config files: load the default only when no --configfile was given,
 # so nothing of it leaks into another grid.
 if not workflow.overwrite_configfiles:
-    configfile: "workflows/config/default.yaml"
+    configfile: os.path.join(workflow.basedir, "workflows/config/default.yaml")
 
-validate(config, "workflows/config/schema.yaml")
+validate(config, os.path.join(workflow.basedir, "workflows/config/schema.yaml"))
 try:
     LABELS_JOBS = grid.labels_jobs(config)
 except UserError as exc:

@@ -1,0 +1,50 @@
+"""Shared test helpers.
+
+Tests that need real data files (Fashion-MNIST from the Debian package, the CIFAR-N label
+files in ../shared/data/cifar-n) skip with the reason when the files are absent, except
+under CI (CI=true), where a missing file means a broken install step and fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def require_data(path: Path, what: str, how: str) -> Path:
+    if path.exists():
+        return path
+    reason = f"{what} not found at {path}: {how}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"under CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def cifar_n_dir() -> Path:
+    env = os.environ.get("NOISYKD_CIFARN_DIR")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "cifar-n"
+    return require_data(
+        path / "CIFAR-10_human.pt", "CIFAR-N label files",
+        "tests look in ../shared/data/cifar-n or $NOISYKD_CIFARN_DIR",
+    ).parent
+
+
+@pytest.fixture
+def fashion_mnist_dir() -> Path:
+    from benchmark.data.fashion_mnist import DEBIAN_DIR
+
+    return require_data(
+        DEBIAN_DIR / "train-images-idx3-ubyte.gz", "Fashion-MNIST (Debian package)",
+        "apt-get install -y dataset-fashion-mnist",
+    ).parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_root(tmp_path_factory, monkeypatch):
+    """No test reads or writes ./data by accident: the default data root is an empty folder."""
+    monkeypatch.setenv("NOISYKD_DATA_ROOT", str(tmp_path_factory.mktemp("empty-data-root")))
