@@ -93,6 +93,114 @@ def _run_datasets(args) -> None:
         print(f"{name:14s} {e.kind:8s} {classes:>4} classes  {e.description}{human}")
 
 
+def _add_training_options(p) -> None:
+    from .trainconfig import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--dataset", required=True, help="dataset name (must match the labels file)")
+    p.add_argument("--labels", type=Path, required=True, help="labels file from `noisykd labels`")
+    p.add_argument("--arch", required=True, help="backbone (timm name or a suite model)")
+    p.add_argument("--seed", type=int, required=True, help="run seed")
+    p.add_argument("--out", type=Path, required=True, help="run folder to write")
+    p.add_argument("--run-id", help="id recorded in metrics.json (default: path under results/)")
+    g = p.add_argument_group("optimisation (part of the run's identity)")
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--batch-size", type=int, default=d.batch_size)
+    g.add_argument("--lr", type=float, default=d.lr)
+    g.add_argument("--momentum", type=float, default=d.momentum)
+    g.add_argument("--no-nesterov", dest="nesterov", action="store_false")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--schedule", default=d.schedule, help="step, cosine or constant")
+    g.add_argument("--milestones", default=",".join(map(str, d.milestones)),
+                   help="epochs at which a step schedule multiplies the lr by --gamma")
+    g.add_argument("--gamma", type=float, default=d.gamma)
+    g.add_argument("--augment", default=d.augment, help="auto, none, crop or crop_flip")
+    g = p.add_argument_group("runtime (not part of the run's identity)")
+    g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--amp", default=d.amp, help="bf16 autocast: auto (CUDA only), on, off")
+    g.add_argument("--channels-last", default=d.channels_last, help="auto (CUDA only), on, off")
+    g.add_argument("--compile", action="store_true", help="torch.compile the models")
+    g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    g.add_argument("--keep-checkpoint", action="store_true")
+    g.add_argument("--checkpoint-dir", type=Path,
+                   help="default: results/checkpoints/<run> for runs under results/")
+    g.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes {threads})")
+    g.add_argument("--data-root", type=Path)
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="progress bar (default: when stderr is a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _train_config(args):
+    from .trainconfig import TrainConfig
+
+    try:
+        milestones = tuple(int(m) for m in args.milestones.split(",") if m.strip())
+    except ValueError:
+        raise UserError(f"--milestones must be comma-separated integers, got "
+                        f"{args.milestones!r}") from None
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+        nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
+        milestones=milestones, gamma=args.gamma, augment=args.augment, device=args.device,
+        amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+        eval_batch_size=args.eval_batch_size, checkpoint_every=args.checkpoint_every,
+        keep_checkpoint=args.keep_checkpoint)
+
+
+def _parse_hparams(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--hparam expects KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _run_training(args) -> None:
+    from .runs import RunRequest, run
+
+    req = RunRequest(
+        kind=args.command, dataset=args.dataset, labels_path=args.labels, arch=args.arch,
+        seed=args.seed, out=args.out, cfg=_train_config(args),
+        method=getattr(args, "method", "ce"),
+        hparams=_parse_hparams(getattr(args, "hparam", None) or []),
+        teacher_dirs=getattr(args, "teacher", None) or [],
+        teacher_checkpoint=getattr(args, "teacher_checkpoint", "last"),
+        teacher_labels=getattr(args, "teacher_labels", "noisy"),
+        data_root=args.data_root, checkpoint_dir=args.checkpoint_dir, threads=args.threads,
+        progress=args.progress, run_id=args.run_id)
+    metrics = run(req)
+    if metrics:
+        print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} at best val "
+              f"epoch {metrics['best_epoch']}, {metrics['test_acc_last']:.4f} at the last "
+              f"({metrics['images_per_s']:.0f} img/s on {metrics['provenance']['device']})")
+
+
+def _add_teacher(sub) -> None:
+    p = sub.add_parser("teacher", help="train a teacher with CE on the noisy (or clean) labels")
+    _add_training_options(p)
+    p.add_argument("--teacher-labels", default="noisy",
+                   help="noisy (default) or clean: the labels the teacher trains on")
+    p.set_defaults(func=_run_training)
+
+
+def _add_student(sub) -> None:
+    p = sub.add_parser("student", help="train a student with a method, from trained teachers")
+    _add_training_options(p)
+    p.add_argument("--method", default="ce", help="method name (see methods/)")
+    p.add_argument("--hparam", action="append", metavar="KEY=VALUE",
+                   help="method hyper-parameter (repeatable)")
+    p.add_argument("--teacher", action="append", type=Path, metavar="DIR",
+                   help="trained teacher folder (repeat for several teachers)")
+    p.add_argument("--teacher-checkpoint", default="last", help="last (default) or best_val")
+    p.set_defaults(func=_run_training)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="noisykd",
@@ -103,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_labels(sub)
     _add_labels_summary(sub)
     _add_datasets(sub)
+    _add_teacher(sub)
+    _add_student(sub)
     return parser
 
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
+import platform
+import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -88,3 +92,56 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def write_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     atomic_write_bytes(path, npz_bytes(arrays))
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def spec_hash(spec: dict) -> str:
+    """Short, stable hash of a run's full spec (canonical JSON)."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_revision() -> dict:
+    """The code's git revision and whether the tree had uncommitted changes (None outside git)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10)
+        return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def provenance(device: str | None = None) -> dict:
+    """Versions, code revision, host and scheduler ids recorded in every metrics.json."""
+    from . import __version__
+
+    versions = {"python": platform.python_version(), "noisykd": __version__}
+    for mod in ("torch", "timm", "numpy"):
+        if mod in sys.modules:
+            versions[mod] = getattr(sys.modules[mod], "__version__", None)
+    return {
+        "versions": versions,
+        "git": git_revision(),
+        "host": platform.node(),
+        "device": device,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }

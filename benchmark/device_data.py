@@ -1,0 +1,118 @@
+"""The whole dataset as tensors on the training device, augmented there in batch.
+
+As in airbench: no DataLoader, no workers, no per-batch host-to-device copies. Images stay
+uint8 on the device (CIFAR-10's 45,000 training images are 138 MB); each batch is gathered,
+converted, randomly cropped from a zero-padded copy and flipped in one pass, then
+normalised, which is what torchvision's RandomCrop(padding) + RandomHorizontalFlip +
+Normalize do per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .data import DatasetRecord
+from .errors import UserError
+from .labels import LabelsFile
+
+
+@dataclass(frozen=True)
+class AugmentPolicy:
+    pad: int  # random-crop padding in pixels (0: no crop)
+    flip: bool
+
+    @classmethod
+    def resolve(cls, name: str, record: DatasetRecord) -> AugmentPolicy:
+        if not record.is_image or name == "none":
+            return cls(0, False)
+        size = record.input_shape[-1]
+        if name == "auto" and size < 28:
+            return cls(0, False)  # digits (8x8): no augmentation
+        pad = 4 if size >= 32 else 2
+        return cls(pad, name in ("auto", "crop_flip"))
+
+
+def crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random crops of a zero-padded batch [B, C, H, W] and random horizontal flips."""
+    b, c, h, w = x.shape
+    if pad:
+        xp = F.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
+        ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=x.device)
+        rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        bi = torch.arange(b, device=x.device)[:, None, None, None]
+        ci = torch.arange(c, device=x.device)[None, :, None, None]
+        x = xp[bi, ci, rows, cols]
+    if flip:
+        mask = torch.rand(b, generator=gen, device=x.device) < 0.5
+        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+    return x
+
+
+class DeviceData:
+    """Train/val/test tensors of one labels file on one device."""
+
+    def __init__(self, record: DatasetRecord, labels: LabelsFile, device: torch.device,
+                 augment: str = "auto", train_labels: str = "noisy",
+                 channels_last: bool = False):
+        labels.check_dataset(record)
+        if train_labels not in ("noisy", "clean"):
+            raise UserError(f"train_labels must be noisy or clean, got {train_labels!r}")
+        a = labels.arrays
+        self.device = device
+        self.record = record
+        self.is_image = record.is_image
+        self.policy = AugmentPolicy.resolve(augment, record)
+        self.channels_last = channels_last and record.is_image
+        self.num_classes = record.num_classes
+        self.input_shape = record.input_shape
+        pool_x = record.train_x
+        self.x_train = self._inputs(pool_x[a["train_idx"]])
+        self.x_val = self._inputs(pool_x[a["val_idx"]])
+        self.x_test = self._inputs(record.test_x)
+        to = lambda v: torch.as_tensor(v, dtype=torch.long, device=device)  # noqa: E731
+        self.y_noisy = to(a["train_noisy"])
+        self.y_clean = to(a["train_clean"])
+        self.y_train = self.y_noisy if train_labels == "noisy" else self.y_clean
+        self.y_val = to(a["val_labels"])
+        self.y_test = to(a["test_labels"])
+        shape = (1, -1, 1, 1) if record.is_image else (1, -1)
+        self.mean = torch.tensor(record.mean, dtype=torch.float32, device=device).view(shape)
+        self.std = torch.tensor(record.std, dtype=torch.float32, device=device).view(shape)
+
+    def _inputs(self, x) -> torch.Tensor:
+        return torch.as_tensor(x).to(self.device)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_image:
+            x = x.float().div_(255.0)
+        x = (x.float() - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def train_batch(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        x = self.x_train[idx]
+        if self.is_image:
+            x = x.float().div_(255.0)
+            if self.policy.pad or self.policy.flip:
+                x = crop_flip(x, self.policy.pad, self.policy.flip, gen)
+            x = (x - self.mean) / self.std
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return x
+        return self._normalise(x)
+
+    def eval_batches(self, split: str, batch_size: int):
+        x = {"train": self.x_train, "val": self.x_val, "test": self.x_test}[split]
+        y = {"train": self.y_train, "val": self.y_val, "test": self.y_test}[split]
+        for start in range(0, len(y), batch_size):
+            yield self._normalise(x[start:start + batch_size]), y[start:start + batch_size]

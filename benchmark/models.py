@@ -1,0 +1,268 @@
+"""Small-input backbones registered with timm, so every model is reachable by name.
+
+``import benchmark.models`` registers ``cifar_resnet{8,...,110}``, ``wrn_{depth}_{width}``,
+``mlp_{hidden}`` and ``small_<timm resnet>``; then ``timm.create_model(name, num_classes=...,
+in_chans=...)`` builds them like any timm model. Every model exposes timm's
+``forward_features``, ``forward_head(x, pre_logits=True)`` and ``get_classifier()``: the
+ALM-KD refresh needs the pre-logit features and the last linear layer.
+
+Knows nothing of losses or training.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.models import register_model
+
+from .errors import UserError
+
+# ---- CIFAR ResNets (He et al. 2016), as in the ALM-KD authors' resnet_cifar.py -----------
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + shortcut)
+
+
+class _TimmHead:
+    """timm's head interface over a global-average-pooled feature map and one ``fc``."""
+
+    def forward_head(self, x, pre_logits: bool = False):
+        if x.ndim == 4:
+            x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self):
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool=None):
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes)
+
+
+class CifarResNet(_TimmHead, nn.Module):
+    """3x3 stem, three stages of 16/32/64 channels, depth 6n+2; 1x1-conv shortcuts where the
+    shape changes (the authors' and RepDistiller's option B). Works for any input size."""
+
+    def __init__(self, depth: int, num_classes: int = 10, in_chans: int = 3):
+        super().__init__()
+        if (depth - 2) % 6:
+            raise UserError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        n = (depth - 2) // 6
+        self.num_classes, self.num_features = num_classes, 64
+        self.conv1 = nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        stages, in_planes = [], 16
+        for planes, stride in ((16, 1), (32, 2), (64, 2)):
+            blocks = [BasicBlock(in_planes, planes, stride)]
+            blocks += [BasicBlock(planes, planes) for _ in range(n - 1)]
+            stages.append(nn.Sequential(*blocks))
+            in_planes = planes
+        self.layer1, self.layer2, self.layer3 = stages
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+
+# ---- Wide ResNets (Zagoruyko & Komodakis 2016) ---------------------------------------------
+
+
+class WideBlock(nn.Module):
+    """Pre-activation basic block; 1x1-conv shortcut where the shape changes."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+
+    def forward(self, x):
+        o = F.relu(self.bn1(x))
+        y = self.conv1(o)
+        y = self.conv2(F.relu(self.bn2(y)))
+        return y + (x if self.shortcut is None else self.shortcut(o))
+
+
+class WideResNet(_TimmHead, nn.Module):
+    def __init__(self, depth: int, width: int, num_classes: int = 10, in_chans: int = 3):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise UserError(f"WRN depth must be 6n+4, got {depth}")
+        n = (depth - 4) // 6
+        widths = [16, 16 * width, 32 * width, 64 * width]
+        self.num_classes, self.num_features = num_classes, widths[3]
+        self.conv1 = nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False)
+        blocks, in_planes = [], widths[0]
+        for planes, stride in zip(widths[1:], (1, 2, 2), strict=True):
+            for i in range(n):
+                blocks.append(WideBlock(in_planes, planes, stride if i == 0 else 1))
+                in_planes = planes
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.fc = nn.Linear(in_planes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x):
+        return F.relu(self.bn(self.blocks(self.conv1(x))))
+
+
+# ---- MLP (the authors' TwoLayerNet for the synthetic task) --------------------------------
+
+
+class MLP(_TimmHead, nn.Module):
+    """Linear -> ReLU -> Linear; flattens its input. ``in_chans`` is the input dimension."""
+
+    def __init__(self, hidden: int, num_classes: int = 10, in_chans: int = 14):
+        super().__init__()
+        self.num_classes, self.num_features = num_classes, hidden
+        self.hidden = nn.Linear(in_chans, hidden)
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward_features(self, x):
+        return F.relu(self.hidden(x.flatten(1)))
+
+
+# ---- registration ------------------------------------------------------------------------
+
+_TIMM_ARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+
+
+def _own_kwargs(name: str, kwargs: dict) -> dict:
+    if kwargs.get("pretrained"):
+        raise UserError(f"{name}: no pretrained weights exist for this suite's models")
+    return {k: v for k, v in kwargs.items() if k not in _TIMM_ARGS}
+
+
+def _register(name: str, build) -> None:
+    def entry(pretrained=False, **kwargs):
+        return build(**_own_kwargs(name, {"pretrained": pretrained, **kwargs}))
+
+    entry.__name__ = name
+    entry.__qualname__ = name
+    entry.__module__ = __name__
+    register_model(entry)
+
+
+CIFAR_RESNET_DEPTHS = (8, 14, 20, 26, 32, 44, 56, 110)
+WRN_SIZES = ((16, 1), (16, 2), (16, 4), (16, 8), (28, 10), (40, 1), (40, 2), (40, 4))
+MLP_SIZES = (32, 50, 64, 80, 100, 128, 256, 512)
+
+for _d in CIFAR_RESNET_DEPTHS:
+    _register(f"cifar_resnet{_d}", lambda d=_d, **kw: CifarResNet(d, **kw))
+for _d, _w in WRN_SIZES:
+    _register(f"wrn_{_d}_{_w}", lambda d=_d, w=_w, **kw: WideResNet(d, w, **kw))
+for _h in MLP_SIZES:
+    _register(f"mlp_{_h}", lambda h=_h, **kw: MLP(h, **kw))
+
+
+def _small(base: str):
+    """A timm ResNet-family model with a 3x3 stride-1 stem and no max-pool (for 32x32 inputs)."""
+
+    def build(num_classes=1000, in_chans=3, **kwargs):
+        model = timm.create_model(base, num_classes=num_classes, in_chans=in_chans, **kwargs)
+        if not hasattr(model, "conv1") or not hasattr(model, "maxpool"):
+            raise UserError(f"small_{base}: only timm ResNet-family models (a conv1 stem and a "
+                            "maxpool) have small-input versions; use the timm name directly")
+        stem_out = model.conv1.out_channels if isinstance(model.conv1, nn.Conv2d) else None
+        if stem_out is None:
+            raise UserError(f"small_{base}: deep-stem variants are not supported")
+        model.conv1 = nn.Conv2d(in_chans, stem_out, 3, 1, 1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.maxpool = nn.Identity()
+        return model
+
+    return build
+
+
+for _base in ("resnet18", "resnet34", "resnet50"):
+    _register(f"small_{_base}", _small(_base))
+
+
+_MLP_RE = re.compile(r"^mlp_(\d+)$")
+_SMALL_RE = re.compile(r"^small_(.+)$")
+
+
+def ensure_registered(arch: str) -> None:
+    """Register ``mlp_<any width>`` and ``small_<any timm resnet>`` on first use."""
+    if timm.is_model(arch):
+        return
+    if m := _MLP_RE.match(arch):
+        _register(arch, lambda h=int(m[1]), **kw: MLP(h, **kw))
+    elif (m := _SMALL_RE.match(arch)) and timm.is_model(m[1]):
+        _register(arch, _small(m[1]))
+
+
+def check_arch(arch: str, input_shape: tuple[int, ...]) -> None:
+    """Fail before any work when ``arch`` does not exist or cannot take these inputs."""
+    ensure_registered(arch)
+    if not timm.is_model(arch):
+        raise UserError(f"unknown architecture {arch!r}: not a suite model (cifar_resnet8..110, "
+                        "wrn_<depth>_<width>, mlp_<hidden>, small_<timm resnet>) nor a timm model")
+    if len(input_shape) == 1 and not _MLP_RE.match(arch):
+        raise UserError(f"architecture {arch!r} needs image inputs; tabular data need mlp_<hidden>")
+
+
+def create_model(arch: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """Build ``arch`` for inputs of ``input_shape`` ((C, H, W) images or (D,) features)."""
+    check_arch(arch, input_shape)
+    in_chans = math.prod(input_shape) if _MLP_RE.match(arch) else input_shape[0]
+    try:
+        return timm.create_model(arch, num_classes=num_classes, in_chans=in_chans)
+    except UserError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UserError(f"cannot build {arch!r} for inputs {input_shape}: {exc}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def features_and_logits(model: nn.Module, x: torch.Tensor):
+    """Pre-logit features and logits from one forward pass."""
+    feats = model.forward_head(model.forward_features(x), pre_logits=True)
+    return feats, model.get_classifier()(feats)

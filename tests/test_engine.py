@@ -1,0 +1,233 @@
+"""Training runs end to end on digits (CPU, a few epochs): learning, determinism,
+kill-and-resume equivalence, finished runs, locks, failures and teacher checks."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark import engine
+from benchmark.checkpoint import RunLock, default_checkpoint_dir
+from benchmark.errors import UserError
+from benchmark.labels import LabelsRequest, write_labels
+from benchmark.noise import NoiseSpec
+from benchmark.runs import RunRequest, run
+from benchmark.trainconfig import TrainConfig
+from methods.base import Method, register_method
+
+
+@register_method
+class PoisonedCE(Method):
+    """Test-only: CE times NaN, to check that divergence stops the run."""
+
+    name = "test_poisoned"
+
+    def loss(self, out):
+        return F.cross_entropy(out.logits, out.labels) * float("nan")
+
+
+@register_method
+class ToyKD(Method):
+    """Test-only teacher-using method (the real ones come with the methods issue)."""
+
+    name = "test_toy_kd"
+    uses_teachers = True
+
+    def loss(self, out):
+        t = F.softmax(out.teacher_logits.mean(0) / 4, dim=1)
+        kd = F.kl_div(F.log_softmax(out.logits / 4, dim=1), t, reduction="batchmean") * 16
+        return 0.5 * F.cross_entropy(out.logits, out.labels) + 0.5 * kd
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory):
+    root = tmp_path_factory.mktemp("work") / "results"
+    paths = {}
+    for seed in (0, 1):
+        p = root / "labels" / "digits" / "symmetric_0.20" / f"seed{seed}.npz"
+        write_labels(LabelsRequest("digits", NoiseSpec("symmetric", 0.2), seed), p)
+        paths[seed] = p
+    return paths
+
+
+def request(tmp_path, labels, kind="student", seed=0, arch="mlp_64", epochs=3, **kw):
+    cfg = kw.pop("cfg", TrainConfig(epochs=epochs, batch_size=64, lr=0.05, milestones=(2,)))
+    out = tmp_path / "results" / ("teachers" if kind == "teacher" else "runs") / kw.pop(
+        "name", f"{kind}-{arch}-{seed}")
+    return RunRequest(kind=kind, dataset="digits", labels_path=labels[seed], arch=arch,
+                      seed=seed, out=out, cfg=cfg, progress=False, **kw)
+
+
+def test_cifar_resnet_learns_digits(tmp_path, labels):
+    m = run(request(tmp_path, labels, arch="cifar_resnet8", epochs=4,
+                    cfg=TrainConfig(epochs=4, batch_size=64, lr=0.1, milestones=(3,))))
+    assert m["test_acc_best_val"] > 0.6  # chance is 0.1
+    assert m["epochs"] == 4 and 1 <= m["best_epoch"] <= 4
+
+
+def test_metrics_have_every_design_field(tmp_path, labels):
+    req = request(tmp_path, labels)
+    m = run(req)
+    on_disk = json.loads((req.out / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(m))
+    for key in ("schema_version", "run_id", "config_hash", "spec", "test_acc_last",
+                "test_acc_best_val", "val_acc_best", "val_acc_last", "epochs", "wall_time_s",
+                "images_per_s", "provenance"):
+        assert key in m, key
+    spec = m["spec"]
+    assert spec["dataset"] == "digits" and spec["seed"] == 0 and spec["method"]["name"] == "ce"
+    assert spec["labels"]["noise"] == "symmetric_0.20" and spec["arch"] == "mlp_64"
+    prov = m["provenance"]
+    assert {"python", "torch", "timm", "noisykd"} <= set(prov["versions"])
+    assert prov["device"] == "cpu" and "slurm_job_id" in prov and "git" in prov
+    assert m["run_id"] == "runs/student-mlp_64-0"
+    log = (req.out / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,lr,train_loss") and len(log) == 4
+    assert not default_checkpoint_dir(req.out).exists()  # removed once finished
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path, labels):
+    keys = ("test_acc_last", "val_acc_best", "train_loss_last")
+    a = run(request(tmp_path, labels, name="a"))
+    b = run(request(tmp_path, labels, name="b"))
+    c = run(request(tmp_path, labels, seed=1, name="c"))
+    assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert a["train_loss_last"] != c["train_loss_last"]
+
+
+def test_self_teacher_is_not_the_ce_student(tmp_path, labels):
+    t = run(request(tmp_path, labels, kind="teacher", epochs=1))
+    s = run(request(tmp_path, labels, epochs=1))
+    assert t["train_loss_last"] != s["train_loss_last"]
+
+
+def _history(path):
+    rows = [r.split(",") for r in path.read_text().splitlines()]
+    head = rows[0]
+    keep = [i for i, h in enumerate(head) if h not in ("epoch_time_s", "images_per_s")]
+    return [[r[i] for i in keep] for r in rows]
+
+
+def _interrupt_after(monkeypatch, epoch):
+    real = engine.save_checkpoint
+
+    def save_then_die(path, state):
+        real(path, state)
+        if state["epoch"] == epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+
+
+def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, labels, monkeypatch):
+    cfg = TrainConfig(epochs=4, batch_size=64, lr=0.1, milestones=(3,))
+    whole = request(tmp_path, labels, arch="cifar_resnet8", cfg=cfg, name="whole")
+    m_whole = run(whole)
+    cut = request(tmp_path, labels, arch="cifar_resnet8", cfg=cfg, name="cut")
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run(cut)
+    assert not (cut.out / "metrics.json").exists()
+    assert (default_checkpoint_dir(cut.out) / "checkpoint.pt").exists()
+    monkeypatch.undo()
+    m_cut = run(cut)
+    for k in ("test_acc_last", "test_acc_best_val", "val_acc_best", "train_loss_last"):
+        assert m_cut[k] == m_whole[k], k
+    assert _history(cut.out / "log.csv") == _history(whole.out / "log.csv")
+
+
+def test_corrupted_checkpoint_is_named_and_the_run_starts_over(tmp_path, labels, monkeypatch,
+                                                               capsys):
+    whole = run(request(tmp_path, labels, name="ref"))
+    req = request(tmp_path, labels, name="broken")
+    _interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run(req)
+    monkeypatch.undo()
+    ckpt = default_checkpoint_dir(req.out) / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    m = run(req)
+    assert f"checkpoint {ckpt} is truncated or corrupted" in capsys.readouterr().err
+    assert m["train_loss_last"] == whole["train_loss_last"]
+
+
+def test_finished_run_is_never_redone(tmp_path, labels, capsys):
+    req = request(tmp_path, labels)
+    run(req)
+    stamp = (req.out / "metrics.json").stat().st_mtime_ns
+    assert run(req) is None
+    assert "already finished" in capsys.readouterr().err
+    assert (req.out / "metrics.json").stat().st_mtime_ns == stamp
+    other = request(tmp_path, labels, cfg=TrainConfig(epochs=2, batch_size=64))
+    with pytest.raises(UserError, match="exists for another spec"):
+        run(other)
+
+
+def test_two_copies_never_train_at_once(tmp_path, labels):
+    req = request(tmp_path, labels)
+    with RunLock(default_checkpoint_dir(req.out), "holder"):
+        with pytest.raises(UserError, match="being trained by another process"):
+            run(req)
+    assert not (req.out / "metrics.json").exists()
+
+
+def test_divergence_stops_with_run_and_epoch(tmp_path, labels):
+    req = request(tmp_path, labels, method="test_poisoned")
+    with pytest.raises(UserError, match=r"run runs/student-mlp_64-0 diverged in epoch 1"):
+        run(req)
+    assert not (req.out / "metrics.json").exists()
+
+
+def test_bad_inputs_fail_before_training(tmp_path, labels):
+    with pytest.raises(UserError, match="unknown architecture 'resnet9000'"):
+        run(request(tmp_path, labels, arch="resnet9000"))
+    with pytest.raises(UserError, match="labels file is for digits, not for --dataset synthetic"):
+        run(RunRequest(kind="student", dataset="synthetic", labels_path=labels[0], arch="mlp_8",
+                       seed=0, out=tmp_path / "x", cfg=TrainConfig(epochs=1)))
+    with pytest.raises(UserError, match="unknown method 'almkd2'"):
+        run(request(tmp_path, labels, method="almkd2"))
+    with pytest.raises(UserError, match="needs --teacher"):
+        run(request(tmp_path, labels, method="test_toy_kd"))
+    with pytest.raises(UserError, match="training key 'lr' must be > 0"):
+        TrainConfig(lr=0)
+    assert not (tmp_path / "results").exists()
+
+
+def test_student_distils_from_teachers_and_checks_them(tmp_path, labels):
+    t = request(tmp_path, labels, kind="teacher", arch="cifar_resnet8", epochs=2)
+    tm = run(t)
+    assert set(tm["teacher"]) == {"agreement_given", "agreement_noisy", "agreement_clean"}
+    assert tm["teacher"]["agreement_given"] == tm["teacher"]["agreement_noisy"]
+    assert (t.out / "model_last.pt").is_file() and (t.out / "model_best.pt").is_file()
+    for which in ("last", "best_val"):
+        m = run(request(tmp_path, labels, method="test_toy_kd", teacher_dirs=[t.out],
+                        teacher_checkpoint=which, name=f"kd-{which}"))
+        assert m["spec"]["teachers"][0]["config_hash"] == tm["config_hash"]
+        assert m["spec"]["teachers"][0]["checkpoint"] == which
+    # a teacher trained on another seed's labels is refused
+    t1 = request(tmp_path, labels, kind="teacher", seed=1, epochs=1)
+    run(t1)
+    with pytest.raises(UserError, match="not on this run's symmetric_0.20 seed 0"):
+        run(request(tmp_path, labels, method="test_toy_kd", teacher_dirs=[t1.out], name="bad"))
+    # a model file that does not match the teacher's metrics is refused
+    blob = torch.load(t.out / "model_last.pt", weights_only=True)
+    blob["meta"]["arch"] = "cifar_resnet14"
+    torch.save(blob, t.out / "model_last.pt")
+    with pytest.raises(UserError, match="does not match its spec"):
+        run(request(tmp_path, labels, method="test_toy_kd", teacher_dirs=[t.out], name="bad2"))
+
+
+def test_clean_label_teacher(tmp_path, labels):
+    m = run(request(tmp_path, labels, kind="teacher", teacher_labels="clean", epochs=2))
+    assert m["spec"]["teacher_labels"] == "clean"
+    assert m["teacher"]["agreement_given"] == m["teacher"]["agreement_clean"]
+
+
+def test_cli_training_errors_are_one_line(tmp_path, labels, capsys):
+    from benchmark.cli import main
+
+    code = main(["student", "--dataset", "digits", "--labels", str(labels[0]), "--arch", "mlp_8",
+                 "--seed", "0", "--out", str(tmp_path / "o"), "--epochs", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "training key 'epochs' must be an integer >= 1" in err
