@@ -71,6 +71,7 @@ class DeviceData:
         self.num_classes = record.num_classes
         self.input_shape = record.input_shape
         pool_x = record.train_x
+        self.train_idx = a["train_idx"]  # positions in the dataset's training pool
         self.x_train = self._inputs(pool_x[a["train_idx"]])
         self.x_val = self._inputs(pool_x[a["val_idx"]])
         self.x_test = self._inputs(record.test_x)
@@ -110,6 +111,12 @@ class DeviceData:
                 x = x.contiguous(memory_format=torch.channels_last)
             return x
         return self._normalise(x)
+
+    def eval_batches_at(self, split: str, idx: torch.Tensor):
+        """One un-augmented, normalised batch of the given positions of a split."""
+        x = {"train": self.x_train, "val": self.x_val, "test": self.x_test}[split]
+        y = {"train": self.y_train, "val": self.y_val, "test": self.y_test}[split]
+        yield self._normalise(x[idx]), y[idx]
 
     def eval_batches(self, split: str, batch_size: int):
         x = {"train": self.x_train, "val": self.x_val, "test": self.x_test}[split]

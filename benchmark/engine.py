@@ -191,7 +191,7 @@ class Trainer:
                 if self.teacher_fns:
                     with torch.no_grad():
                         t_logits = torch.stack([t(x) for t in self.teacher_fns]).float()
-            loss = self.method.loss(StepOutput(logits.float(), feats.float(), y, idx, t_logits))
+            loss = self.method.loss(StepOutput(logits.float(), feats.float(), y, idx, t_logits, x))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -214,10 +214,10 @@ class Trainer:
         for epoch in range(start, cfg.epochs):
             lr = self.opt.param_groups[0]["lr"]
             self.ctx.epoch, self.ctx.lr = epoch, lr
-            self.method.on_epoch_start(epoch, self.ctx)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            t0 = time.perf_counter()
+            t0 = time.perf_counter()  # the method's epoch-start work (ALM refreshes) counts
+            self.method.on_epoch_start(epoch, self.ctx)
             train_loss, train_acc = self._train_epoch(epoch)
             seconds = time.perf_counter() - t0
             if not math.isfinite(train_loss):

@@ -228,11 +228,10 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
         save_model_file(out / TEACHER_MODEL_FILES["last"], model.state_dict(), meta)
         save_model_file(out / TEACHER_MODEL_FILES["best_val"], result.best_state, meta)
         metrics["teacher"] = train_agreement(trainer, data)
-    artifacts = method.artifacts()
-    if artifacts:
-        from .runinfo import write_npz_atomic
+    from .runinfo import write_npz_atomic
 
-        write_npz_atomic(out / "artifacts.npz", {k: np.asarray(v) for k, v in artifacts.items()})
+    for name, arrays in method.artifacts().items():
+        write_npz_atomic(out / name, {k: np.asarray(v) for k, v in arrays.items()})
     write_json_atomic(out / "metrics.json", metrics)
     if not req.cfg.keep_checkpoint:
         (Path(ckpt_dir) / CHECKPOINT_NAME).unlink(missing_ok=True)

@@ -21,6 +21,7 @@ class StepOutput:
     labels: torch.Tensor  # [B] the training labels the run uses (noisy unless told otherwise)
     index: torch.Tensor  # [B] positions in the training split (0..n_train-1)
     teacher_logits: torch.Tensor | None = None  # [M, B, C], teachers in eval mode
+    inputs: torch.Tensor | None = None  # [B, ...] the augmented, normalised batch
 
 
 @dataclass
@@ -69,8 +70,8 @@ class Method:
         if state:
             raise ValueError(f"method {self.name!r} keeps no state, got {sorted(state)}")
 
-    def artifacts(self) -> dict:
-        """Arrays saved beside metrics.json when the run finishes (e.g. per-instance weights)."""
+    def artifacts(self) -> dict[str, dict]:
+        """Files saved beside metrics.json when the run finishes: name -> arrays (.npz)."""
         return {}
 
 

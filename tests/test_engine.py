@@ -27,19 +27,6 @@ class PoisonedCE(Method):
         return F.cross_entropy(out.logits, out.labels) * float("nan")
 
 
-@register_method
-class ToyKD(Method):
-    """Test-only teacher-using method (the real ones come with the methods issue)."""
-
-    name = "test_toy_kd"
-    uses_teachers = True
-
-    def loss(self, out):
-        t = F.softmax(out.teacher_logits.mean(0) / 4, dim=1)
-        kd = F.kl_div(F.log_softmax(out.logits / 4, dim=1), t, reduction="batchmean") * 16
-        return 0.5 * F.cross_entropy(out.logits, out.labels) + 0.5 * kd
-
-
 @pytest.fixture(scope="module")
 def labels(tmp_path_factory):
     root = tmp_path_factory.mktemp("work") / "results"
@@ -188,7 +175,7 @@ def test_bad_inputs_fail_before_training(tmp_path, labels):
     with pytest.raises(UserError, match="unknown method 'almkd2'"):
         run(request(tmp_path, labels, method="almkd2"))
     with pytest.raises(UserError, match="needs --teacher"):
-        run(request(tmp_path, labels, method="test_toy_kd"))
+        run(request(tmp_path, labels, method="kd"))
     with pytest.raises(UserError, match="training key 'lr' must be > 0"):
         TrainConfig(lr=0)
     assert not (tmp_path / "results").exists()
@@ -201,7 +188,7 @@ def test_student_distils_from_teachers_and_checks_them(tmp_path, labels):
     assert tm["teacher"]["agreement_given"] == tm["teacher"]["agreement_noisy"]
     assert (t.out / "model_last.pt").is_file() and (t.out / "model_best.pt").is_file()
     for which in ("last", "best_val"):
-        m = run(request(tmp_path, labels, method="test_toy_kd", teacher_dirs=[t.out],
+        m = run(request(tmp_path, labels, method="kd", teacher_dirs=[t.out],
                         teacher_checkpoint=which, name=f"kd-{which}"))
         assert m["spec"]["teachers"][0]["config_hash"] == tm["config_hash"]
         assert m["spec"]["teachers"][0]["checkpoint"] == which
@@ -209,13 +196,13 @@ def test_student_distils_from_teachers_and_checks_them(tmp_path, labels):
     t1 = request(tmp_path, labels, kind="teacher", seed=1, epochs=1)
     run(t1)
     with pytest.raises(UserError, match="not on this run's symmetric_0.20 seed 0"):
-        run(request(tmp_path, labels, method="test_toy_kd", teacher_dirs=[t1.out], name="bad"))
+        run(request(tmp_path, labels, method="kd", teacher_dirs=[t1.out], name="bad"))
     # a model file that does not match the teacher's metrics is refused
     blob = torch.load(t.out / "model_last.pt", weights_only=True)
     blob["meta"]["arch"] = "cifar_resnet14"
     torch.save(blob, t.out / "model_last.pt")
     with pytest.raises(UserError, match="does not match its spec"):
-        run(request(tmp_path, labels, method="test_toy_kd", teacher_dirs=[t.out], name="bad2"))
+        run(request(tmp_path, labels, method="kd", teacher_dirs=[t.out], name="bad2"))
 
 
 def test_clean_label_teacher(tmp_path, labels):

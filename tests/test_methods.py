@@ -1,0 +1,264 @@
+"""Methods against independent references: autograd in float64, a naive refresh written the
+way the authors' code does it, double backward, and a bisection simplex projection."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from scipy.optimize import brentq
+
+from benchmark.data import load_dataset
+from benchmark.device_data import DeviceData
+from benchmark.labels import LabelsRequest, read_labels, write_labels
+from benchmark.models import create_model
+from benchmark.noise import NoiseSpec
+from methods.alm_refresh import lastlayer_hypergrad, lastlayer_refresh, logit_grads, refresh_plan
+from methods.almkd_full import exact_hypergrad, stats_free_copy
+from methods.losses import ce_logit_grad, kd_logit_grad, kd_per_instance, term_losses
+from methods.mixing import ClampedMixing, ConvexMixing, project_simplex
+
+T = 4.0
+
+
+def test_logit_gradients_match_autograd():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(6, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    t = torch.randn(2, 6, 5, dtype=torch.float64, generator=g)
+    y = torch.randint(0, 5, (6,), generator=g)
+    ce = F.cross_entropy(s, y, reduction="sum")
+    torch.testing.assert_close(torch.autograd.grad(ce, s)[0], ce_logit_grad(s.detach(), y))
+    for m in range(2):
+        kd = kd_per_instance(s, t, T)[m].sum()
+        expected = kd_logit_grad(s.detach(), t, T)[m]
+        torch.testing.assert_close(torch.autograd.grad(kd, s)[0], expected)
+    # KD term is T^2 KL(softmax(t/T) || softmax(s/T))
+    ref = T * T * F.kl_div(F.log_softmax(s / T, 1), F.softmax(t[0] / T, 1), reduction="none").sum(1)
+    torch.testing.assert_close(kd_per_instance(s, t, T)[0], ref)
+
+
+def test_lastlayer_hypergrad_matches_autograd_through_a_virtual_head_step():
+    """Two batches (sizes 4 and 3) in one chunk, CE and two KD terms, float64."""
+    g = torch.Generator().manual_seed(1)
+    dt = torch.float64
+    c, d, v, lr = 5, 4, 6, 0.3
+    W = torch.randn(c, d, dtype=dt, generator=g, requires_grad=True)
+    b = torch.randn(c, dtype=dt, generator=g, requires_grad=True)
+    hs = [torch.randn(4, d, dtype=dt, generator=g), torch.randn(3, d, dtype=dt, generator=g)]
+    ys = [torch.randint(0, c, (len(h),), generator=g) for h in hs]
+    ts = [torch.randn(2, len(h), c, dtype=dt, generator=g) for h in hs]
+    hv = torch.randn(v, d, dtype=dt, generator=g)
+    yv = torch.randint(0, c, (v,), generator=g)
+    w = torch.rand(7, 3, dtype=dt, generator=g, requires_grad=True)
+    # reference: explicit virtual SGD step of the head on the chunk's summed batch means
+    loss, start = 0.0, 0
+    for h, y, t in zip(hs, ys, ts, strict=True):
+        terms = term_losses(h @ W.T + b, y, t, T)
+        loss = loss + (w[start:start + len(y)].T * terms).mean(1).sum()
+        start += len(y)
+    gW, gb = torch.autograd.grad(loss, (W, b), create_graph=True)
+    val = F.cross_entropy(hv @ (W - lr * gW).T + (b - lr * gb), yv)
+    ref = torch.autograd.grad(val, w)[0]
+    # closed form
+    with torch.no_grad():
+        gs = torch.cat([logit_grads(h @ W.T + b, y, t, T) for h, y, t in zip(hs, ys, ts,
+                                                                          strict=True)], dim=1)
+        got, got_val = lastlayer_hypergrad(w.detach(), gs, torch.cat(hs), hv, hv @ W.T + b, yv, lr)
+    assert torch.allclose(got, ref, rtol=1e-8, atol=1e-14)
+    assert abs(got_val.item() - val.item()) < 1e-12
+
+
+# ---- a naive refresh written from DESIGN.md, the way the authors' code computes it --------
+
+def naive_refresh(weights, mixing, model, teachers, data, lr, seed, epoch, batch, chunk,
+                  val_batch, steps, meta_lr):
+    """Materialises every per-example last-layer gradient [C + C*D] (bias, then weight rows),
+    combines them with the weights under autograd and differentiates the validation loss."""
+    model.eval()
+    c = data.num_classes
+    with torch.no_grad():
+        xv = torch.cat([x for x, _ in data.eval_batches("val", 10_000)])
+        hv = model.forward_head(model.forward_features(xv), pre_logits=True).double()
+        ov = model(xv).double()
+    plan = refresh_plan(data.n_train, len(data.y_val), seed, epoch, batch, chunk, val_batch)
+    gen = torch.Generator()
+    lam = weights.clone().double()
+    for j, (a, b_) in enumerate(plan.chunks):
+        rows, idxs = None, []
+        for bt in plan.batches[a:b_]:
+            idx = torch.as_tensor(bt)
+            x, y = data.train_batch(idx, gen), data.y_train[idx]
+            feats = model.forward_head(model.forward_features(x), pre_logits=True).double()
+            out = model.get_classifier()(feats.float()).double().detach().requires_grad_(True)
+            losses = [F.cross_entropy(out, y)]  # batch mean
+            for tm in teachers:
+                with torch.no_grad():
+                    t = tm(x).double()
+                losses.append(T * T * nn.KLDivLoss(reduction="batchmean")(
+                    F.log_softmax(out / T, 1), F.softmax(t / T, 1)))
+            per_term = []
+            for loss in losses:
+                l0 = torch.autograd.grad(loss, out, retain_graph=True)[0]
+                l1 = (torch.repeat_interleave(l0, feats.shape[1], dim=1)
+                      * feats.detach().repeat(1, c))
+                per_term.append(torch.cat([l0, l1], dim=1))
+            block = torch.stack(per_term)  # [K, B, C + C*D]
+            rows = block if rows is None else torch.cat([rows, block], dim=1)
+            idxs.append(idx)
+        idx = torch.cat(idxs)
+        vb = torch.as_tensor(plan.val_batches[j % len(plan.val_batches)])
+        for _ in range(steps):
+            w = lam[idx].clone().requires_grad_(True)
+            comb = torch.einsum("nk,kng->g", w, rows)
+            out_v = ov[vb] - lr * comb[:c][None] - lr * hv[vb] @ comb[c:].view(c, -1).T
+            grad = torch.autograd.grad(F.cross_entropy(out_v, data.y_val[vb]), w)[0]
+            lam[idx] = mixing.step(lam[idx], grad, meta_lr)
+    return lam
+
+
+@pytest.fixture(scope="module")
+def digits_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("l") / "l.npz"
+    write_labels(LabelsRequest("digits", NoiseSpec("symmetric", 0.3), 0), path)
+    return DeviceData(load_dataset("digits"), read_labels(path), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("mixing", [ConvexMixing, ClampedMixing], ids=["almkd", "amal"])
+@pytest.mark.parametrize("n_teachers", [1, 3])
+def test_efficient_refresh_equals_naive_reference(digits_data, mixing, n_teachers):
+    torch.manual_seed(0)
+    model = create_model("mlp_16", 10, (1, 8, 8)).eval()
+    teachers = [create_model("mlp_24", 10, (1, 8, 8)).eval() for _ in range(n_teachers)]
+    w0 = mixing.init(digits_data.n_train, n_teachers, 0.9, "cpu")
+    kw = dict(lr=0.1, seed=3, epoch=10, steps=5, meta_lr=1500.0)
+    fast = w0.clone()
+    lastlayer_refresh(fast, mixing.step, model=model, teachers=teachers, data=digits_data, T=T,
+                      batch_size=128, chunk=3, val_batch=100, **kw)
+    slow = naive_refresh(w0, mixing, model, teachers, digits_data, batch=128, chunk=3,
+                         val_batch=100, **kw)
+    assert (fast - w0).abs().max() > 1e-3  # the refresh did move the weights
+    torch.testing.assert_close(fast.double(), slow, rtol=1e-4, atol=1e-5)
+
+
+# ---- almkd_full --------------------------------------------------------------------------
+
+class TinyBNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.fc = nn.Linear(3, 4)
+
+    def forward_features(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+    def forward_head(self, x, pre_logits=False):
+        x = x.mean((2, 3))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+def _tiny_problem():
+    torch.manual_seed(0)
+    model = TinyBNNet().double()
+    with torch.no_grad():  # non-trivial running statistics for the eval-mode validation loss
+        model.bn.running_mean.uniform_(-0.5, 0.5)
+        model.bn.running_var.uniform_(0.5, 2.0)
+    model.train()
+    x, y = torch.randn(6, 1, 5, 5, dtype=torch.float64), torch.randint(0, 4, (6,))
+    t = torch.randn(2, 6, 4, dtype=torch.float64)
+    xv, yv = torch.randn(5, 1, 5, 5, dtype=torch.float64), torch.randint(0, 4, (5,))
+    w = torch.rand(6, 3, dtype=torch.float64)
+    return model, x, y, t, xv, yv, w
+
+
+def double_backward_reference(model, x, y, t, xv, yv, w, lr):
+    """dL_val(theta')/dw by autograd through an explicit virtual SGD step: train-mode BN
+    (batch statistics) for the step, eval-mode BN (the model's running statistics) for L_val."""
+    from torch.func import functional_call
+
+    params = dict(model.named_parameters())
+    wr = w.clone().requires_grad_(True)
+    scratch = {k: v.clone() for k, v in model.named_buffers()}
+    logits = functional_call(model, {**params, **scratch}, (x,))  # train mode: batch stats
+    loss = (wr.T * term_losses(logits, y, t, T)).mean(1).sum()
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+    new = {k: p - lr * g for (k, p), g in zip(params.items(), grads, strict=True)}
+    model.eval()
+    val = F.cross_entropy(functional_call(model, {**new, **dict(model.named_buffers())}, (xv,)),
+                          yv)
+    model.train()
+    return torch.autograd.grad(val, wr)[0]
+
+
+@pytest.mark.parametrize("mode", ["double_backward", "jvp"])
+def test_exact_hypergradient_equals_double_backward_and_leaves_bn_alone(mode):
+    model, x, y, t, xv, yv, w = _tiny_problem()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got = exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode=mode,
+                          stats_free=stats_free_copy(model))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} changed"
+    assert model.training
+    ref = double_backward_reference(model, x, y, t, xv, yv, w, 0.2)
+    assert torch.allclose(got, ref, rtol=1e-8, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["double_backward", "jvp"])
+def test_exact_hypergradient_reusing_the_training_forward(mode):
+    """Reusing the training step's own forward (which, like any training step, updates the
+    running statistics once) gives the reference computed with those statistics."""
+    model, x, y, t, xv, yv, w = _tiny_problem()
+    logits = model(x)
+    after_forward = {k: v.clone() for k, v in model.state_dict().items()}
+    got = exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode=mode, logits=logits,
+                          stats_free=stats_free_copy(model))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, after_forward[k]), f"{k} changed"
+    ref = double_backward_reference(model, x, y, t, xv, yv, w, 0.2)
+    assert torch.allclose(got, ref, rtol=1e-8, atol=1e-14)
+    logits.sum().backward()  # the training step's graph is still there for the real backward
+
+
+# ---- mixing ------------------------------------------------------------------------------
+
+def bisection_projection(v: np.ndarray) -> np.ndarray:
+    """Independent reference: solve sum(max(v - theta, 0)) = 1 for theta by root finding."""
+    theta = brentq(lambda th: np.maximum(v - th, 0).sum() - 1.0, v.min() - 1.0, v.max())
+    return np.maximum(v - theta, 0)
+
+
+def test_simplex_projection_is_exact():
+    rng = np.random.default_rng(0)
+    v = rng.normal(0, 2, (200, 5))
+    v[:5] = [[0.2, 0.3, 0.5, 0, 0], [1, 1, 1, 1, 1], [-3, -3, 10, 0, 0], [0, 0, 0, 0, 0],
+             [5, -1, 2, 2, 0.5]]
+    got = project_simplex(torch.from_numpy(v)).numpy()
+    ref = np.stack([bisection_projection(row) for row in v])
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+    np.testing.assert_allclose(got[0], [0.2, 0.3, 0.5, 0, 0], atol=1e-12)  # already feasible
+
+
+def test_mixing_steps_stay_feasible():
+    g = torch.Generator().manual_seed(0)
+    for k in (2, 4):
+        w = ConvexMixing.init(50, k - 1, 0.9, "cpu")
+        np.testing.assert_allclose(w.sum(1).numpy(), 1.0)
+        for _ in range(5):
+            w = ConvexMixing.step(w, torch.randn(50, k, generator=g), 1.0)
+            assert (w >= 0).all() and torch.allclose(w.sum(1), torch.ones(50, dtype=w.dtype))
+    w = ClampedMixing.init(50, 2, 0.9, "cpu")
+    assert torch.equal(w[0], torch.tensor([0.1, 0.9, 0.9]))
+    for _ in range(5):
+        w = ClampedMixing.step(w, torch.randn(50, 3, generator=g) * 10, 1.0)
+        assert (w >= 1e-7).all() and (w <= 2 - 1e-7).all()
+
+
+def test_single_teacher_convex_step_is_the_scalar_a_step():
+    w = torch.tensor([[0.3, 0.7]])
+    grad = torch.tensor([[0.02, -0.01]])
+    # a' = a - lr * (dL/dw_kd - dL/dw_ce), clamped to [0, 1]
+    torch.testing.assert_close(ConvexMixing.step(w, grad, 10.0), torch.tensor([[0.0, 1.0]]))
+    torch.testing.assert_close(ConvexMixing.step(w, grad, 1.0), torch.tensor([[0.27, 0.73]]))
