@@ -1,5 +1,7 @@
-# NoisyKD Bench workflow. Thin: config, validation, rule files, the `all` target.
-# `snakemake --cores all` runs the embedded default grid; `--configfile X` runs exactly X.
+# NoisyKD Bench workflow. Thin: config, validation, the plan, rule files, the `all` target.
+#   snakemake --cores all                          the embedded default grid (offline, CPU)
+#   snakemake --profile profiles/workstation --configfile workflows/config/paper.yaml
+#   snakemake tables                               rebuild tables and figures, training nothing
 import os
 
 from snakemake.utils import validate
@@ -14,7 +16,7 @@ if not workflow.overwrite_configfiles:
 
 validate(config, os.path.join(workflow.basedir, "workflows/config/schema.yaml"))
 try:
-    LABELS_JOBS = grid.labels_jobs(config)
+    PLAN = grid.plan(config)
 except UserError as exc:
     raise ValueError(f"invalid config: {exc}") from None
 
@@ -23,11 +25,16 @@ wildcard_constraints:
     noise_id=r"[a-z\-]+(_[0-9.]+)?|human-[a-z0-9]+",
     seed=r"\d+",
 
+report: "workflows/report/workflow.rst"
+
+
 include: "workflows/rules/labels.smk"
+include: "workflows/rules/teachers.smk"
+include: "workflows/rules/students.smk"
 include: "workflows/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/tables/label_noise.md",
+        grid.report_outputs(PLAN),

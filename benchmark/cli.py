@@ -181,6 +181,82 @@ def _run_training(args) -> None:
               f"({metrics['images_per_s']:.0f} img/s on {metrics['provenance']['device']})")
 
 
+def _add_train_runs(sub) -> None:
+    p = sub.add_parser("train-runs", help="train a list of runs given as JSON (what workflow "
+                                          "jobs call; finished runs are skipped)")
+    p.add_argument("--runs", required=True, help="JSON list of run specs (benchmark/grid.py)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--progress", dest="progress", action="store_true", default=None)
+    p.set_defaults(func=_run_train_runs)
+
+
+def _run_train_runs(args) -> None:
+    import json
+
+    from .runs import RunRequest, run
+    from .trainconfig import TrainConfig
+
+    try:
+        specs = json.loads(args.runs)
+    except ValueError as exc:
+        raise UserError(f"--runs is not valid JSON: {exc}") from None
+    requests = []
+    for s in specs:  # all checked before the first one trains
+        requests.append(RunRequest(
+            kind=s["kind"], dataset=s["dataset"], labels_path=Path(s["labels"]), arch=s["arch"],
+            seed=s["seed"], out=Path(s["out"]), cfg=TrainConfig.from_dict(s["train"]),
+            method=s.get("method", "ce"), hparams=s.get("hparams") or {},
+            teacher_dirs=[Path(t) for t in s.get("teachers") or []],
+            teacher_checkpoint=s.get("teacher_checkpoint", "last"),
+            teacher_labels=s.get("teacher_labels", "noisy"),
+            data_root=Path(s["data_root"]) if s.get("data_root") else None,
+            threads=args.threads, progress=args.progress))
+    for req in requests:
+        metrics = run(req)
+        if metrics:
+            print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} "
+                  f"(best val epoch {metrics['best_epoch']}), {metrics['train_time_s']:.1f} s")
+
+
+def _add_prepare_data(sub) -> None:
+    p = sub.add_parser("prepare-data", help="check (or, with --download, fetch) a dataset once, "
+                                             "so that later jobs never download")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--data-root", type=Path)
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--out", type=Path, required=True, help="JSON summary to write")
+    p.set_defaults(func=_run_prepare_data)
+
+
+def _run_prepare_data(args) -> None:
+    from .data import load_dataset
+    from .runinfo import write_json_atomic
+
+    rec = load_dataset(args.dataset, args.data_root, args.download)
+    write_json_atomic(args.out, {
+        "dataset": rec.name, "fingerprint": rec.fingerprint(), "num_classes": rec.num_classes,
+        "input_shape": list(rec.input_shape), "n_pool": len(rec.train_y),
+        "n_test": len(rec.test_y), "test_source": rec.test_source})
+    print(f"{rec.name}: {len(rec.train_y)} training-pool and {len(rec.test_y)} test examples, "
+          f"{rec.num_classes} classes, inputs {rec.input_shape}")
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="rebuild every table and figure from results/ "
+                                       "(trains nothing)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> None:
+    from .report import write_report
+
+    if not args.results.is_dir():
+        raise UserError(f"results folder {args.results} does not exist")
+    written = write_report(args.results)
+    print(f"wrote {len(written)} files under {args.results}/tables and {args.results}/figures")
+
+
 def _add_teacher(sub) -> None:
     p = sub.add_parser("teacher", help="train a teacher with CE on the noisy (or clean) labels")
     _add_training_options(p)
@@ -213,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_datasets(sub)
     _add_teacher(sub)
     _add_student(sub)
+    _add_train_runs(sub)
+    _add_prepare_data(sub)
+    _add_report(sub)
     return parser
 
 

@@ -1,87 +1,423 @@
-"""Config -> jobs and their paths. Plain Python: no torch, no training code.
+"""Config -> jobs, runs and their paths. Plain Python: no torch, no training code.
 
-The Snakefile and the tests both plan through this module, so a path is computed in one
-place. So far it plans the labels stage (the stages after it arrive with the engine,
-methods and workflow issues).
+The Snakefile and the tests plan through this module, so every path is computed in one
+place. Ids follow DESIGN.md: a readable id per labels file, teacher and run, with a short
+hash where the readable part alone would not tell two specs apart (multi-teacher sets,
+non-default method hyper-parameters). Within one config two different specs never share a
+path (a test checks it); a changed spec at the same path (say, more epochs) shows up in the
+job's params, which Snakemake's rerun triggers compare.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import re
+import shlex
+from collections import Counter
+from dataclasses import dataclass, field
 
 from .data import dataset_names, get_entry
 from .errors import UserError
-from .noise import NoiseSpec
+from .noise import NoiseSpec, format_rate
+from .runinfo import spec_hash
+from .trainconfig import TrainConfig
 
 LABELS_PATTERN = "results/labels/{dataset}/{noise_id}/seed{seed}.npz"
+SETUPS = ("single", "multi", "self")
+METHOD_NAMES = ("ce", "kd", "fixed_alpha", "almkd", "amal", "almkd_full")
+ALM_METHODS = ("almkd", "amal", "almkd_full")
+TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
+TOP_KEYS = {"datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
+            "teacher_checkpoint", "val_fraction", "data_root", "cifar_n_dir", "download",
+            "seeds_per_job", "pack_methods", "runtime"}
+DATASET_KEYS = {"name", "student", "teacher", "multi_teachers", "train", "teacher_train",
+                "noise"}
+RUNTIME_DEFAULTS = {"device": "auto", "threads": 1, "gpu": 0, "mem_mb": 4000,
+                    "runtime_min": 120, "compile": False, "checkpoint_every": 1,
+                    "keep_checkpoint": False}
 
 
-@dataclass(frozen=True)
-class LabelsJob:
-    dataset: str
-    noise: NoiseSpec
-    seed: int
-
-    @property
-    def path(self) -> str:
-        return labels_path(self.dataset, self.noise.id, self.seed)
-
+# ---- ids -----------------------------------------------------------------------------------
 
 def labels_path(dataset: str, noise_id: str, seed: int) -> str:
     return LABELS_PATTERN.format(dataset=dataset, noise_id=noise_id, seed=seed)
 
 
+def teacher_id(arch: str, teacher_labels: str) -> str:
+    return arch + ("-cleanT" if teacher_labels == "clean" else "")
+
+
+def setup_id(setup: str, archs: list[str], teacher_labels: str) -> str:
+    clean = "-cleanT" if teacher_labels == "clean" else ""
+    if setup == "single":
+        return f"single-{archs[0]}{clean}"
+    if setup == "multi":
+        return f"multi-{len(archs)}t-{spec_hash(archs)[:6]}{clean}"
+    return f"self{clean}"
+
+
+def method_id(name: str, hparams: dict) -> str:
+    hp = dict(hparams)
+    base = name
+    if name == "fixed_alpha":
+        base = f"fixed_alpha-a{format_rate(float(hp.pop('alpha')))}"
+    return base + (f"-{spec_hash(hp)[:6]}" if hp else "")
+
+
+# ---- specs ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    hparams: tuple  # sorted (key, value) pairs
+
+    @property
+    def id(self) -> str:
+        return method_id(self.name, dict(self.hparams))
+
+    @property
+    def uses_teachers(self) -> bool:
+        return self.name != "ce"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run, as `noisykd train-runs` receives it."""
+
+    kind: str
+    dataset: str
+    noise: NoiseSpec
+    seed: int
+    arch: str
+    out: str
+    train: tuple  # sorted (key, value) pairs of TrainConfig fields
+    method: str = "ce"
+    hparams: tuple = ()
+    teachers: tuple = ()  # teacher run folders
+    teacher_labels: str = "noisy"
+    teacher_checkpoint: str = "last"
+
+    @property
+    def labels(self) -> str:
+        return labels_path(self.dataset, self.noise.id, self.seed)
+
+    @property
+    def outputs(self) -> list[str]:
+        if self.kind == "teacher":
+            names = TEACHER_FILES
+        else:
+            names = ("metrics.json", "log.csv") + (("alpha.npz",) if self.method in ALM_METHODS
+                                                   else ())
+        return [f"{self.out}/{n}" for n in names]
+
+    def request(self, data_root, cifar_n_dir) -> dict:
+        return {"kind": self.kind, "dataset": self.dataset, "labels": self.labels,
+                "arch": self.arch, "seed": self.seed, "out": self.out,
+                "train": dict(self.train), "method": self.method, "hparams": dict(self.hparams),
+                "teachers": list(self.teachers), "teacher_labels": self.teacher_labels,
+                "teacher_checkpoint": self.teacher_checkpoint, "data_root": data_root}
+
+
+@dataclass
+class Job:
+    """What one Snakemake job runs: several runs when seeds_per_job > 1."""
+
+    name: str
+    kind: str
+    runs: list[RunSpec]
+    inputs: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[str]:
+        return [o for r in self.runs for o in r.outputs]
+
+    def command_args(self, data_root, cifar_n_dir) -> str:
+        payload = [r.request(data_root, cifar_n_dir) for r in self.runs]
+        return shlex.quote(json.dumps(payload, sort_keys=True, separators=(",", ":")))
+
+
+@dataclass
+class Plan:
+    labels: list[tuple[str, NoiseSpec, int]]
+    teacher_jobs: list[Job]
+    student_jobs: list[Job]
+    runtime: dict
+    config: dict
+
+    @property
+    def labels_files(self) -> list[str]:
+        return [labels_path(d, n.id, s) for d, n, s in self.labels]
+
+    @property
+    def student_runs(self) -> list[RunSpec]:
+        return [r for j in self.student_jobs for r in j.runs]
+
+    @property
+    def teacher_runs(self) -> list[RunSpec]:
+        return [r for j in self.teacher_jobs for r in j.runs]
+
+
+# ---- validation helpers --------------------------------------------------------------------
+
+def _need(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise UserError(f"config key '{key}': {message}")
+
+
+def _as_list(value, key: str) -> list:
+    if isinstance(value, (str, int, float)):
+        return [value]
+    _need(isinstance(value, list) and len(value) > 0, key, "needs a non-empty list")
+    return value
+
+
 def noise_specs(config: dict) -> list[NoiseSpec]:
     """Expand the ``noise`` entries of a config into specs, in config order, without repeats."""
     entries = config.get("noise")
-    if not isinstance(entries, list) or not entries:
-        raise UserError("config key 'noise': needs a non-empty list of noise entries")
+    _need(isinstance(entries, list) and len(entries) > 0, "noise",
+          "needs a non-empty list of noise entries")
     specs: list[NoiseSpec] = []
     for i, entry in enumerate(entries):
-        where = f"config key 'noise[{i}]'"
-        if not isinstance(entry, dict) or "type" not in entry:
-            raise UserError(f"{where}: needs a mapping with 'type'")
+        where = f"noise[{i}]"
+        _need(isinstance(entry, dict) and "type" in entry, where, "needs a mapping with 'type'")
         unknown = set(entry) - {"type", "rates", "variants", "include_true"}
-        if unknown:
-            raise UserError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        _need(not unknown, where, f"unknown key(s) {', '.join(sorted(unknown))}")
         kind = entry["type"]
         try:
             if kind == "human":
-                if not entry.get("variants"):
-                    raise UserError("human noise needs 'variants' (e.g. [aggre, worst])")
+                _need(bool(entry.get("variants")), where,
+                      "human noise needs 'variants' (e.g. [aggre, worst])")
                 new = [NoiseSpec("human", variant=v) for v in entry["variants"]]
             else:
-                if not entry.get("rates"):
-                    raise UserError(f"noise {kind!r} needs a non-empty 'rates' list")
+                _need(bool(entry.get("rates")), where, f"noise {kind!r} needs a non-empty 'rates'")
                 new = [NoiseSpec(kind, rate=r, include_true=bool(entry.get("include_true")))
                        for r in entry["rates"]]
         except UserError as exc:
-            raise UserError(f"{where}: {exc}") from None
+            if str(exc).startswith("config key"):
+                raise
+            raise UserError(f"config key '{where}': {exc}") from None
         specs += [s for s in new if s not in specs]
     return specs
 
 
-def labels_jobs(config: dict) -> list[LabelsJob]:
-    """Every labels file the config's grid needs; raises ``UserError`` naming the bad key."""
-    datasets = config.get("datasets")
-    if not isinstance(datasets, list) or not datasets:
-        raise UserError("config key 'datasets': needs a non-empty list of dataset names")
-    for name in datasets:
-        if name not in dataset_names():
-            raise UserError(f"config key 'datasets': unknown dataset {name!r}; "
+def _datasets(config: dict) -> list[dict]:
+    entries = config.get("datasets")
+    _need(isinstance(entries, list) and len(entries) > 0, "datasets",
+          "needs a non-empty list of dataset entries")
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        where = f"datasets[{i}]"
+        _need(isinstance(entry, dict) and "name" in entry, where, "needs a mapping with 'name'")
+        unknown = set(entry) - DATASET_KEYS
+        _need(not unknown, where, f"unknown key(s) {', '.join(sorted(unknown))}")
+        if entry["name"] not in dataset_names():
+            raise UserError(f"config key 'datasets': unknown dataset {entry['name']!r}; "
                             f"known: {', '.join(dataset_names())}")
+        out.append(entry)
+    return out
+
+
+def _train_config(values: dict | None, key: str, runtime: dict) -> TrainConfig:
+    values = dict(values or {})
+    for k in ("device", "compile", "checkpoint_every", "keep_checkpoint"):
+        values.setdefault(k, runtime[k])
+    try:
+        return TrainConfig.from_dict(values)
+    except UserError as exc:
+        raise UserError(f"config key '{key}': {exc}") from None
+
+
+def _methods(config: dict) -> list[MethodSpec]:
+    entries = _as_list(config.get("methods"), "methods")
+    out: list[MethodSpec] = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        where = f"methods[{i}]"
+        _need(isinstance(entry, dict) and "name" in entry, where, "needs a name")
+        unknown = set(entry) - {"name", "hparams", "alphas"}
+        _need(not unknown, where, f"unknown key(s) {', '.join(sorted(unknown))}")
+        name = entry["name"]
+        _need(name in METHOD_NAMES, where,
+              f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
+        hp = dict(entry.get("hparams") or {})
+        if name == "fixed_alpha":
+            alphas = _as_list(entry.get("alphas"), f"{where}.alphas")
+            for a in alphas:
+                _need(isinstance(a, (int, float)) and 0 <= a <= 1, f"{where}.alphas",
+                      f"alpha must be in [0, 1], got {a!r}")
+            variants = [{**hp, "alpha": float(a)} for a in alphas]
+        else:
+            _need("alphas" not in entry, where, "alphas is for fixed_alpha only")
+            variants = [hp]
+        for v in variants:
+            spec = MethodSpec(name, tuple(sorted(v.items())))
+            if spec not in out:
+                out.append(spec)
+    return out
+
+
+def _check_method_hparams(methods: list[MethodSpec]) -> None:
+    """Unknown hyper-parameters fail at planning time, not in a job hours later."""
+    from methods.hparams import HPARAM_DEFAULTS  # torch-free
+
+    for m in methods:
+        known = set(HPARAM_DEFAULTS[m.name])
+        unknown = {k for k, _ in m.hparams} - known
+        _need(not unknown, "methods",
+              f"method {m.name!r}: unknown hyper-parameter(s) {', '.join(sorted(unknown))}; "
+              f"known: {', '.join(sorted(known)) or 'none'}")
+
+
+# ---- the plan ------------------------------------------------------------------------------
+
+def plan(config: dict) -> Plan:
+    """Every labels file, teacher and student run of a config; ``UserError`` names a bad key."""
+    unknown = set(config) - TOP_KEYS
+    _need(not unknown, ", ".join(sorted(unknown)), "unknown top-level key")
     seeds = config.get("seeds")
-    if not isinstance(seeds, list) or not seeds or any(
-            isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise UserError("config key 'seeds': needs a non-empty list of non-negative integers")
-    specs = noise_specs(config)
+    _need(isinstance(seeds, list) and len(seeds) > 0 and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds), "seeds",
+        "needs a non-empty list of non-negative integers")
+    datasets = _datasets(config)
+    global_noises = noise_specs(config) if "noise" in config or not all(
+        "noise" in d for d in datasets) else []
+    setups = _as_list(config.get("setups", list(SETUPS)), "setups")
+    for s in setups:
+        _need(s in SETUPS, "setups", f"unknown setup {s!r}; known: {', '.join(SETUPS)}")
+    methods = _methods(config)
+    _check_method_hparams(methods)
+    t_labels = _as_list(config.get("teacher_labels", "noisy"), "teacher_labels")
+    for tl in t_labels:
+        _need(tl in ("noisy", "clean"), "teacher_labels", f"noisy or clean, got {tl!r}")
+    t_ckpt = config.get("teacher_checkpoint", "last")
+    _need(t_ckpt in ("last", "best_val"), "teacher_checkpoint", f"last or best_val, got {t_ckpt!r}")
+    runtime = {**RUNTIME_DEFAULTS, **(config.get("runtime") or {})}
+    unknown = set(runtime) - set(RUNTIME_DEFAULTS)
+    _need(not unknown, "runtime", f"unknown key(s) {', '.join(sorted(unknown))}")
+    per_job = config.get("seeds_per_job", 1)
+    _need(isinstance(per_job, int) and per_job >= 1, "seeds_per_job", "an integer >= 1")
+    pack = config.get("pack_methods", False)
+    _need(isinstance(pack, bool), "pack_methods", "true or false")
+
+    noises_of = {}
     for d in datasets:
-        for s in specs:
-            if s.kind == "human" and s.variant not in get_entry(d).human_variants:
-                raise UserError(f"config key 'noise': human variant {s.variant!r} does not exist "
-                                f"for dataset {d!r} (human noise: cifar10 aggre/worst/"
+        noises_of[d["name"]] = (noise_specs({"noise": d["noise"]}) if "noise" in d
+                                else global_noises)
+        for n in noises_of[d["name"]]:
+            if n.kind == "human" and n.variant not in get_entry(d["name"]).human_variants:
+                raise UserError(f"config key 'noise': human variant {n.variant!r} does not exist "
+                                f"for dataset {d['name']!r} (human noise: cifar10 aggre/worst/"
                                 "random1-3, cifar100 noisy)")
-    return [LabelsJob(d, s, seed) for d in datasets for s in specs for seed in seeds]
+    uses_teachers = any(m.uses_teachers for m in methods)
+    labels, teacher_jobs, student_jobs = [], [], []
+    chunks = [seeds[i:i + per_job] for i in range(0, len(seeds), per_job)]
+    for d in datasets:
+        name = d["name"]
+        _need("student" in d, f"datasets[{name}]", "needs 'student' (an architecture)")
+        train = _train_config(d.get("train"), f"datasets[{name}].train", runtime)
+        t_train = _train_config(d.get("teacher_train", d.get("train")),
+                                f"datasets[{name}].teacher_train", runtime)
+        for m in methods:
+            if m.name in ALM_METHODS:
+                start = dict(m.hparams).get("meta_start", 10)
+                _need(train.epochs > start, f"datasets[{name}].train.epochs",
+                      f"{train.epochs} epochs do not exceed meta_start {start} of {m.id}")
+        setup_archs = {"single": [d.get("teacher")], "multi": list(d.get("multi_teachers") or []),
+                       "self": [d["student"]]}
+        if uses_teachers:
+            for s in setups:
+                _need(all(setup_archs[s]) and setup_archs[s], f"datasets[{name}]",
+                      f"setup {s!r} needs " + ("'teacher'" if s == "single" else
+                                                "'multi_teachers'" if s == "multi" else
+                                                "'student'"))
+        for n in noises_of[name]:
+            for seed in seeds:
+                labels.append((name, n, seed))
+            for tl in t_labels:
+                archs = sorted({a for s in setups for a in setup_archs[s]}) if uses_teachers else []
+                groups = [archs] if pack and archs else [[a] for a in archs]
+                for group in groups:
+                    for chunk in chunks:
+                        runs = [RunSpec("teacher", name, n, seed, arch,
+                                        teacher_dir(name, n.id, arch, tl, seed),
+                                        tuple(sorted(t_train.to_dict().items())),
+                                        teacher_labels=tl) for arch in group for seed in chunk]
+                        label = "+".join(teacher_id(a, tl) for a in group)
+                        teacher_jobs.append(Job(
+                            f"teacher.{name}.{n.id}.{label}.s{chunk[0]}-{chunk[-1]}",
+                            "teacher", runs, sorted({r.labels for r in runs})))
+            cells: dict[tuple, list[tuple[MethodSpec, list[str], str]]] = {}
+            for m in methods:
+                m_cells = ([("none", [], "noisy")] if not m.uses_teachers else
+                           [(setup_id(s, setup_archs[s], tl), setup_archs[s], tl)
+                            for s in setups for tl in t_labels])
+                for sid, archs, tl in m_cells:
+                    key = (sid,) if pack else (sid, m.id)
+                    cells.setdefault(key, []).append((m, archs, tl))
+            for key, members in cells.items():
+                for chunk in chunks:
+                    runs = []
+                    for m, archs, tl in members:
+                        for seed in chunk:
+                            tdirs = tuple(teacher_dir(name, n.id, a, tl, seed) for a in archs)
+                            runs.append(RunSpec(
+                                "student", name, n, seed, d["student"],
+                                f"results/runs/{name}/{n.id}/{key[0]}/{m.id}/seed{seed}",
+                                tuple(sorted(train.to_dict().items())), m.name, m.hparams,
+                                tdirs, tl, t_ckpt))
+                    inputs = sorted({r.labels for r in runs} | {
+                        f"{t}/{f}" for r in runs for t in r.teachers
+                        for f in ("metrics.json", "model_last.pt", "model_best.pt")})
+                    student_jobs.append(Job(
+                        f"student.{name}.{n.id}.{'.'.join(key)}.s{chunk[0]}-{chunk[-1]}",
+                        "student", runs, inputs))
+    if not student_jobs:
+        raise UserError("config: the grid is empty")
+    result = Plan(labels, teacher_jobs, student_jobs, runtime, config)
+    outs = Counter(o for j in teacher_jobs + student_jobs for o in j.outputs)
+    dup = sorted(o for o, k in outs.items() if k > 1)
+    if dup:
+        raise UserError(f"config: two runs share output paths, e.g. {dup[0]}")
+    return result
+
+
+def rule_name(job: Job) -> str:
+    """A Snakemake rule name (an identifier) for a job."""
+    return "train_" + re.sub(r"\W", "_", job.name)
+
+
+REPORT_TABLES = ("label_noise.md", "completeness.md", "ranks.md")
+FIGURES = ("accuracy_vs_noise",)
+ALM_FIGURES = ("alm_weights", "alm_weight_vs_teacher")
+
+
+def setup_kind(sid: str) -> str:
+    """The table a setup id belongs to: single, multi or self (with -cleanT), none for ce."""
+    clean = "-cleanT" if sid.endswith("-cleanT") else ""
+    return sid.split("-")[0] + clean
+
+
+def report_tables(setup_ids) -> list[str]:
+    kinds = sorted({setup_kind(s) for s in setup_ids} - {"none"}) or ["none"]
+    return [f"{k}_{metric}.{ext}" for k in kinds for metric in ("best", "last")
+            for ext in ("md", "tex", "csv")]
+
+
+def report_outputs(p: Plan) -> list[str]:
+    """The files `noisykd report` writes for a plan (the `all` target)."""
+    setups = {r.out.split("/")[4] for r in p.student_runs}
+    outs = [f"results/tables/{t}" for t in REPORT_TABLES + tuple(report_tables(setups))]
+    figures = FIGURES + (ALM_FIGURES if any(r.method in ALM_METHODS for r in p.student_runs)
+                         else ())
+    outs += [f"results/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]
+    return outs
+
+
+def teacher_dir(dataset: str, noise_id: str, arch: str, teacher_labels: str, seed: int) -> str:
+    return f"results/teachers/{dataset}/{noise_id}/{teacher_id(arch, teacher_labels)}/seed{seed}"
 
 
 def labels_cli_args(noise_id: str) -> str:

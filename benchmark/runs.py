@@ -10,7 +10,9 @@ atomically: its presence means the run finished.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -156,13 +158,63 @@ def run(req: RunRequest) -> dict | None:
     from .checkpoint import RunLock, default_checkpoint_dir
 
     ckpt_dir = Path(req.checkpoint_dir) if req.checkpoint_dir else default_checkpoint_dir(req.out)
-    with RunLock(ckpt_dir, run_id) as lock:
+    with RunLock(ckpt_dir, run_id):
+        if restore_finished(ckpt_dir / FINISHED_DIR, Path(req.out), chash):
+            print(f"run {run_id}: restored its finished outputs from {ckpt_dir / FINISHED_DIR} "
+                  "(the workflow had removed them); not retraining", file=sys.stderr)
+            return None
         metrics = _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir)
-        if not req.cfg.keep_checkpoint:
-            lock.path.unlink(missing_ok=True)
-    if not req.cfg.keep_checkpoint and ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
-        ckpt_dir.rmdir()
+        keep_finished(Path(req.out), ckpt_dir / FINISHED_DIR)
     return metrics
+
+
+FINISHED_DIR = "finished"
+
+
+def keep_finished(out: Path, keep: Path) -> None:
+    """Hard links to a finished run's files beside its checkpoint.
+
+    Snakemake deletes every declared output of a job it reruns; when a job trains several
+    runs and is killed after some finished, those finished runs' files come back from here
+    instead of being trained again. Links cost no disk space.
+    """
+    import shutil
+
+    if keep.exists():
+        shutil.rmtree(keep)
+    keep.mkdir(parents=True)
+    for f in out.iterdir():
+        if f.is_file():
+            try:
+                os.link(f, keep / f.name)
+            except OSError:  # another filesystem: copy
+                shutil.copy2(f, keep / f.name)
+
+
+def restore_finished(keep: Path, out: Path, chash: str) -> bool:
+    if not (keep / "metrics.json").is_file():
+        return False
+    try:
+        if json.loads((keep / "metrics.json").read_text()).get("config_hash") != chash:
+            return False
+    except (OSError, ValueError):
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    names = sorted(f.name for f in keep.iterdir() if f.is_file())
+    for name in [n for n in names if n != "metrics.json"] + ["metrics.json"]:  # marker last
+        tmp = out / f".{name}.restore"
+        tmp.unlink(missing_ok=True)
+        os.link(keep / name, tmp)
+        os.replace(tmp, out / name)
+    return True
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_dataset(name: str, data_root):
+    """One load per process when a job trains several runs of one dataset."""
+    from .data import load_dataset
+
+    return load_dataset(name, data_root)
 
 
 def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
@@ -170,7 +222,6 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
     import torch
 
     from .checkpoint import CHECKPOINT_NAME
-    from .data import load_dataset
     from .device_data import DeviceData
     from .engine import Trainer, resolve_device, use_channels_last
     from .models import create_model
@@ -179,7 +230,7 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
     wall0 = time.perf_counter()
     if req.threads:
         torch.set_num_threads(req.threads)
-    record = load_dataset(req.dataset, req.data_root)
+    record = _cached_dataset(req.dataset, req.data_root)
     device = resolve_device(req.cfg.device)
     train_labels = req.teacher_labels if req.kind == "teacher" else "noisy"
     data = DeviceData(record, lf, device, augment=req.cfg.augment, train_labels=train_labels,

@@ -1,9 +1,16 @@
-"""Distillation methods, one file each, behind one registry (``build_method(name)``).
+"""Distillation methods, one file each, behind one registry.
 
-Adding a method: one file with a ``@register_method`` class, one import line here.
+Adding a method: one file ``methods/<name>.py`` with a ``@register_method`` class, and one
+line in ``methods/hparams.py`` (its hyper-parameters and defaults, which the planner checks
+without importing torch). Nothing heavy is imported here: ``build_method`` loads the method
+modules on first use.
 """
 
-from . import almkd, almkd_full, amal, ce, fixed_alpha, kd  # noqa: F401  (registers them)
-from .base import METHODS, Method, MethodContext, StepOutput, build_method, register_method
 
-__all__ = ["METHODS", "Method", "MethodContext", "StepOutput", "build_method", "register_method"]
+def build_method(name: str, **hparams):
+    from .base import build_method as _build
+
+    return _build(name, **hparams)
+
+
+__all__ = ["build_method"]

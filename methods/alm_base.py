@@ -11,19 +11,8 @@ from benchmark.errors import UserError
 
 from .alm_refresh import lastlayer_refresh, refresh_due
 from .base import Method
+from .hparams import ALM_DEFAULTS
 from .losses import mixed_loss, term_losses
-
-ALM_DEFAULTS = {
-    "T": 4.0,
-    "kd_share": 0.9,  # initial weight of the KD terms (almkd: split among teachers)
-    "meta_start": 10,
-    "meta_every": 10,
-    "meta_chunk": 3,
-    "meta_batch": None,  # None: the training batch size
-    "meta_val_batch": 1000,
-    "meta_steps": 5,
-    "meta_lr": 1500.0,
-}
 
 
 class AdaptiveMixing(Method):

@@ -33,10 +33,10 @@ from torch.func import functional_call, jvp, replace_all_batch_norm_modules_
 from benchmark.errors import UserError
 from benchmark.runinfo import derive_seed
 
-from .alm_base import ALM_DEFAULTS
 from .alm_refresh import refresh_due, refresh_plan, teacher_diagnostics
 from .almkd import ALMKD
 from .base import register_method
+from .hparams import HPARAM_DEFAULTS
 from .losses import mixed_loss, term_losses
 
 
@@ -107,8 +107,7 @@ def exact_hypergrad(model, x, y, teacher_logits, w, lr, xv, yv, T, *, mode="jvp"
 @register_method
 class ALMKDFull(ALMKD):
     name = "almkd_full"
-    hparam_defaults = {**ALM_DEFAULTS, "schedule": "every_step", "full_steps": 1,
-                       "full_val_batch": 128, "hypergrad": "jvp"}
+    hparam_defaults = HPARAM_DEFAULTS["almkd_full"]
 
     def setup(self, ctx):
         super().setup(ctx)

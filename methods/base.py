@@ -85,7 +85,17 @@ def register_method(cls: type[Method]) -> type[Method]:
     return cls
 
 
+def _import_methods() -> None:
+    import importlib
+
+    from .hparams import HPARAM_DEFAULTS
+
+    for module in HPARAM_DEFAULTS:  # one module per method, named after it
+        importlib.import_module(f"{__package__}.{module}")
+
+
 def build_method(name: str, **hparams) -> Method:
+    _import_methods()
     if name not in METHODS:
         raise UserError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
     return METHODS[name](**hparams)

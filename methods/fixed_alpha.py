@@ -9,6 +9,7 @@ import torch
 from benchmark.errors import UserError
 
 from .base import Method, register_method
+from .hparams import HPARAM_DEFAULTS
 from .losses import mixed_loss, term_losses
 
 
@@ -16,7 +17,7 @@ from .losses import mixed_loss, term_losses
 class FixedAlpha(Method):
     name = "fixed_alpha"
     uses_teachers = True
-    hparam_defaults = {"T": 4.0, "alpha": None}
+    hparam_defaults = HPARAM_DEFAULTS["fixed_alpha"]
 
     def setup(self, ctx):
         super().setup(ctx)

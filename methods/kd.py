@@ -6,6 +6,7 @@ With several teachers the 0.9 is shared equally: each teacher's KD term weighs 0
 import torch
 
 from .base import Method, register_method
+from .hparams import HPARAM_DEFAULTS
 from .losses import mixed_loss, term_losses
 
 
@@ -13,7 +14,7 @@ from .losses import mixed_loss, term_losses
 class KD(Method):
     name = "kd"
     uses_teachers = True
-    hparam_defaults = {"T": 4.0, "kd_weight": 0.9}
+    hparam_defaults = HPARAM_DEFAULTS["kd"]
 
     def setup(self, ctx):
         super().setup(ctx)

@@ -71,7 +71,10 @@ def test_metrics_have_every_design_field(tmp_path, labels):
     assert m["run_id"] == "runs/student-mlp_64-0"
     log = (req.out / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,lr,train_loss") and len(log) == 4
-    assert not default_checkpoint_dir(req.out).exists()  # removed once finished
+    ckpt = default_checkpoint_dir(req.out)
+    assert not (ckpt / "checkpoint.pt").exists()  # removed once finished
+    kept = (ckpt / "finished" / "metrics.json").read_text()
+    assert kept == (req.out / "metrics.json").read_text()
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path, labels):
@@ -149,6 +152,20 @@ def test_finished_run_is_never_redone(tmp_path, labels, capsys):
     other = request(tmp_path, labels, cfg=TrainConfig(epochs=2, batch_size=64))
     with pytest.raises(UserError, match="exists for another spec"):
         run(other)
+
+
+def test_outputs_deleted_by_the_workflow_come_back_without_training(tmp_path, labels, capsys):
+    """Snakemake deletes all outputs of a multi-run job it reruns; finished runs are restored
+    from their hard links, not trained again."""
+    req = request(tmp_path, labels)
+    run(req)
+    before = (req.out / "metrics.json").read_text()
+    for f in req.out.iterdir():
+        f.unlink()
+    assert run(req) is None
+    assert "restored its finished outputs" in capsys.readouterr().err
+    assert (req.out / "metrics.json").read_text() == before
+    assert (req.out / "log.csv").exists()
 
 
 def test_two_copies_never_train_at_once(tmp_path, labels):

@@ -1,22 +1,29 @@
-"""The Snakefile driven through Snakemake's CLI on tiny configs, in a scratch work folder."""
+"""The Snakefile driven through Snakemake's CLI on tiny configs, in scratch work folders."""
 
+import json
+import os
+import signal
 import subprocess
+import time
 
 import pytest
 import yaml
 
-from benchmark.errors import UserError
-from benchmark.grid import labels_cli_args, labels_jobs
 from tests.conftest import REPO_ROOT
+from tests.test_grid import TINY
 
-TINY = {"datasets": ["digits"], "noise": [{"type": "symmetric", "rates": [0.2]}],
-        "seeds": [0, 1]}
+TINY_RUN = {**TINY, "seeds_per_job": 2, "pack_methods": True,
+            "datasets": [{**TINY["datasets"][0], "train": {"epochs": 2, "batch_size": 256,
+                                                          "lr": 0.1, "schedule": "cosine"}}],
+            "methods": ["ce", "kd", {"name": "almkd",
+                                     "hparams": {"meta_start": 1, "meta_every": 1}}],
+            "setups": ["single", "self"], "runtime": {"device": "cpu", "threads": 1}}
 
 
-def snakemake(workdir, *args):
+def snakemake(workdir, *args, **kw):
     return subprocess.run(
         ["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
-         *args], capture_output=True, text=True)
+         *args], capture_output=True, text=True, **kw)
 
 
 def write_config(path, cfg):
@@ -24,54 +31,99 @@ def write_config(path, cfg):
     return path
 
 
-def test_default_grid_plan():
-    default = yaml.safe_load((REPO_ROOT / "workflows/config/default.yaml").read_text())
-    jobs = labels_jobs(default)
-    assert len(jobs) == 2 * 6 * 5
-    assert len({j.path for j in jobs}) == len(jobs)
-    assert "results/labels/digits/symmetric-incl_0.40/seed3.npz" in {j.path for j in jobs}
+def test_default_dry_run_plans_the_grid(tmp_path):
+    res = snakemake(tmp_path, "-n", "--quiet", "rules")
+    assert res.returncode == 0, res.stderr
+    text = res.stdout + res.stderr
+    for rule, count in (("labels", 30), ("prepare_data", 2), ("report", 1)):
+        assert any(line.split()[:2] == [rule, str(count)] for line in text.splitlines()), rule
 
 
-def test_cli_args_round_trip():
-    assert labels_cli_args("symmetric-incl_0.40") == "--noise symmetric --rate 0.4 --include-true"
-    assert labels_cli_args("human-worst") == "--noise human --variant worst"
+def _metrics(root):
+    out = {}
+    for p in sorted(root.glob("results/runs/**/metrics.json")):
+        m = json.loads(p.read_text())
+        out[str(p.relative_to(root))] = (m["test_acc_last"], m["test_acc_best_val"],
+                                         m["train_loss_last"], m["config_hash"])
+    return out
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"datasets": ["mnist"]}, "config key 'datasets': unknown dataset 'mnist'"),
-    ({"seeds": []}, "config key 'seeds'"),
-    ({"noise": [{"type": "human", "variants": ["aggre"]}]},
-     "human variant 'aggre' does not exist for dataset 'digits'"),
-    ({"noise": [{"type": "symmetric", "rates": [1.2]}]}, r"config key 'noise[0]': noise rate"),
-    ({"noise": [{"type": "symmetric", "rate": [0.2]}]}, "unknown key(s) rate"),
-])
-def test_bad_grid_names_the_key(change, message):
-    with pytest.raises(UserError) as err:
-        labels_jobs({**TINY, **change})
-    assert message in str(err.value)
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    work = tmp_path_factory.mktemp("wf")
+    cfg = write_config(work / "tiny.yaml", TINY_RUN)
+    res = snakemake(work, "--configfile", str(cfg))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work, cfg
 
 
-def test_configfile_replaces_default_and_rerun_does_nothing(tmp_path):
-    cfg = write_config(tmp_path / "tiny.yaml", TINY)
-    plan = snakemake(tmp_path, "-n", "--configfile", str(cfg))
-    assert plan.returncode == 0, plan.stderr
-    assert "labels" in plan.stdout and "synthetic" not in plan.stdout  # nothing of default.yaml
-    run = snakemake(tmp_path, "--configfile", str(cfg))
-    assert run.returncode == 0, run.stderr
-    table = (tmp_path / "results/tables/label_noise.md").read_text()
-    assert table.count("symmetric_0.20") == 2
-    for seed in (0, 1):
-        assert (tmp_path / f"results/labels/digits/symmetric_0.20/seed{seed}.npz").is_file()
-    again = snakemake(tmp_path, "--configfile", str(cfg))
+def test_tiny_grid_end_to_end_and_rerun_does_nothing(finished):
+    work, cfg = finished
+    metrics = _metrics(work)
+    assert len(metrics) == 2 * (1 + 2 * 2)  # seeds x (ce + 2 setups x (kd, almkd))
+    for name in ("single_best.md", "single_best.tex", "self_last.csv", "completeness.md",
+                 "ranks.md", "label_noise.md"):
+        assert (work / "results/tables" / name).stat().st_size > 0, name
+    for name in ("accuracy_vs_noise.png", "alm_weights.pdf", "alm_weight_vs_teacher.png"):
+        assert (work / "results/figures" / name).stat().st_size > 0, name
+    assert "None: every expected run finished." in (
+        work / "results/tables/completeness.md").read_text()
+    again = snakemake(work, "--configfile", str(cfg))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_bad_config_fails_before_any_job(tmp_path):
-    cfg = write_config(tmp_path / "bad.yaml", {**TINY, "datasets": ["mnist"]})
+def test_tables_target_trains_nothing(finished):
+    work, cfg = finished
+    before = _metrics(work)
+    res = snakemake(work, "--configfile", str(cfg), "tables")
+    assert res.returncode == 0, res.stderr
+    assert "wrote" in res.stdout + res.stderr and _metrics(work) == before
+
+
+def test_configfile_replaces_the_default(tmp_path):
+    cfg = write_config(tmp_path / "tiny.yaml", TINY_RUN)
+    res = snakemake(tmp_path, "-n", "--configfile", str(cfg))
+    assert res.returncode == 0, res.stderr
+    text = res.stdout + res.stderr
+    assert "digits" in text and "synthetic" not in text  # nothing of default.yaml leaks in
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"datasets": [{"name": "mnist", "student": "mlp_8"}]}, "unknown dataset 'mnist'"),
+    ({"epochz": 3}, "epochz"),
+    ({"noise": [{"type": "symmetric", "rates": [1.5]}]}, "1.5"),
+    ({"methods": ["almkd2"]}, "almkd2"),
+])
+def test_bad_config_fails_before_any_job(tmp_path, change, message):
+    cfg = write_config(tmp_path / "bad.yaml", {**TINY_RUN, **change})
     res = snakemake(tmp_path, "--configfile", str(cfg))
     assert res.returncode != 0
-    assert "unknown dataset 'mnist'" in res.stdout + res.stderr
+    assert message in res.stdout + res.stderr
     assert not (tmp_path / "results").exists()
-    cfg = write_config(tmp_path / "bad2.yaml", {**TINY, "epochz": 3})
+
+
+def test_kill_9_then_recover_gives_the_uninterrupted_metrics(finished, tmp_path):
+    """kill -9 of Snakemake and its jobs mid-grid, then the README's recovery
+    (`snakemake --unlock`, then the same command): finished runs are not redone and the
+    metrics equal the uninterrupted run's."""
+    work, cfg = finished
+    proc = subprocess.Popen(
+        ["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "2",
+         "--configfile", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(tmp_path.glob("results/runs/**/metrics.json")):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    survivors = {p: p.stat().st_mtime_ns for p in tmp_path.glob("results/runs/**/metrics.json")}
+    assert survivors, "no run finished before the kill"
+    assert len(survivors) < len(_metrics(work)), "killed too late to test anything"
+    assert subprocess.run(["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-d", str(tmp_path),
+                           "--unlock", "--configfile", str(cfg)],
+                          capture_output=True).returncode == 0
     res = snakemake(tmp_path, "--configfile", str(cfg))
-    assert res.returncode != 0 and "epochz" in res.stdout + res.stderr
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert _metrics(tmp_path) == _metrics(work)
+    for p, stamp in survivors.items():  # finished runs were not trained again
+        assert p.stat().st_mtime_ns == stamp, p

@@ -1,23 +1,40 @@
-# Labels stage: one labels file per (dataset, noise, seed), shared by teachers and students.
+# Data and labels: each dataset is checked (or downloaded, with download: true) once by a
+# local job, so cluster jobs never download; one labels file per (dataset, noise, seed),
+# shared by every teacher and student of that seed.
 
 
-def _optional_path_args(cfg):
+def _path_args(cfg):
     args = []
     if cfg.get("data_root"):
         args.append(f"--data-root {cfg['data_root']!r}")
-    if cfg.get("cifar_n_dir"):
-        args.append(f"--cifar-n-dir {cfg['cifar_n_dir']!r}")
     return " ".join(args)
 
 
+rule prepare_data:
+    output:
+        "results/data/{dataset}.json",
+    log:
+        "results/logs/data/{dataset}.log",
+    params:
+        paths=_path_args(config),
+        download="--download" if config.get("download") else "",
+    localrule: True
+    shell:
+        "noisykd prepare-data --dataset {wildcards.dataset} {params.paths} {params.download}"
+        " --out {output} > {log} 2>&1"
+
+
 rule labels:
+    input:
+        "results/data/{dataset}.json",
     output:
         "results/labels/{dataset}/{noise_id}/seed{seed}.npz",
     log:
         "results/logs/labels/{dataset}/{noise_id}/seed{seed}.log",
     params:
         noise=lambda wc: grid.labels_cli_args(wc.noise_id),
-        paths=_optional_path_args(config),
+        paths=_path_args(config),
+        cifar_n=f"--cifar-n-dir {config['cifar_n_dir']!r}" if config.get("cifar_n_dir") else "",
         val_fraction=config.get("val_fraction", 0.1),
     threads: 1
     resources:
@@ -25,4 +42,5 @@ rule labels:
         runtime=10,
     shell:
         "noisykd labels --dataset {wildcards.dataset} {params.noise} --seed {wildcards.seed}"
-        " --val-fraction {params.val_fraction} {params.paths} --out {output} > {log} 2>&1"
+        " --val-fraction {params.val_fraction} {params.paths} {params.cifar_n} --out {output}"
+        " > {log} 2>&1"

@@ -1,13 +1,47 @@
-# Report stage. For now: the table of requested, implied and realised label noise.
+# Report: tables and figures from results/. `report` is what `all` builds once every run of
+# the grid exists; `tables` rebuilds them from whatever runs exist, training nothing.
 
 
-rule label_noise_table:
-    input:
-        [job.path for job in LABELS_JOBS],
+def _in_report(path):
+    """Tables and figures go into `snakemake --report results/report.html` with captions."""
+    if path.endswith((".md", ".csv")) and "/tables/" in path and not path.endswith(".tex"):
+        kind = "Tables (Markdown)" if path.endswith(".md") else "Tables (CSV)"
+        return report(path, caption="../report/table.rst", category=kind)
+    if path.endswith(".png"):
+        return report(path, caption="../report/figure.rst", category="Figures")
+    return path
+
+
+rule expected_runs:
+    """The run folders this config expects, so the report can list what is missing."""
     output:
-        "results/tables/label_noise.md",
+        "results/expected_runs.json",
+    params:
+        runs=sorted(r.out for r in PLAN.student_runs),
+    localrule: True
+    run:
+        import json
+
+        from benchmark.runinfo import atomic_write_text
+
+        atomic_write_text(output[0], json.dumps(params.runs, indent=1) + "\n")
+
+
+rule report:
+    input:
+        "results/expected_runs.json",
+        PLAN.labels_files,
+        [o for job in PLAN.teacher_jobs + PLAN.student_jobs for o in job.outputs],
+    output:
+        [_in_report(path) for path in grid.report_outputs(PLAN)],
     log:
-        "results/logs/report/label_noise.log",
+        "results/logs/report.log",
     localrule: True
     shell:
-        "noisykd labels-summary {input} --out {output} > {log} 2>&1"
+        "noisykd report --results results > {log} 2>&1"
+
+
+rule tables:
+    localrule: True
+    shell:
+        "noisykd report --results results"

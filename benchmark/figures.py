@@ -1,0 +1,176 @@
+"""Figures from results/ (matplotlib, PNG and PDF).
+
+- accuracy against noise per method: one panel per dataset and setup, error bars = std over
+  seeds;
+- ALM-KD's learned teacher share of the weight for instances with clean versus noisy labels
+  and with the teacher's top class agreeing or disagreeing with the given label (the
+  authors' analysis), after the last refresh and across refreshes;
+- the weight against the teacher's probability of the given label (binned means).
+
+The teacher share is sum_m w_m / sum_k w_k: a_i itself for almkd (weights sum to 1), and the
+comparable number for amal, whose weights are independent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .runinfo import atomic_path
+from .tables import _row_key
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, stem: Path) -> list[Path]:
+    out = []
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix(f".{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        out.append(path)
+    _plt().close(fig)
+    return out
+
+
+def _empty(plt, text: str):
+    fig, ax = plt.subplots(figsize=(5, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return fig
+
+
+def accuracy_vs_noise(summary: pd.DataFrame, stem: Path, metric: str = "best") -> list[Path]:
+    """x: noise rate; one line per method (colour) and noise type (marker and line style)."""
+    from .noise import NoiseSpec
+
+    plt = _plt()
+    panels = sorted({(d, s) for d, s in zip(summary["dataset"], summary["setup"], strict=True)})
+    if not panels:
+        return save(_empty(plt, "no finished runs"), stem)
+    frame = summary.copy()
+    specs = {n: NoiseSpec.parse(n) for n in set(frame["noise_id"])}
+    frame["kind"] = [specs[n].id.split("_")[0] for n in frame["noise_id"]]
+    frame["x"] = [specs[n].rate if specs[n].rate is not None else np.nan
+                  for n in frame["noise_id"]]
+    human = frame["x"].isna()  # human noise has no rate: placed by its realised rate elsewhere
+    frame.loc[human, "x"] = 1.0
+    methods = sorted(set(frame["row"]), key=_row_key)
+    kinds = sorted(set(frame["kind"]))
+    markers, styles = "osD^v<>", ["-", "--", ":", "-."]
+    cols = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (dataset, setup) in zip(axes.flat, panels, strict=False):
+        g = frame[(frame["dataset"] == dataset) & (frame["setup"] == setup)]
+        for i, method in enumerate(methods):
+            for k, kind in enumerate(kinds):
+                r = g[(g["row"] == method) & (g["kind"] == kind)].sort_values("x")
+                if r.empty:
+                    continue
+                ax.errorbar(r["x"] + (i - len(methods) / 2) * 0.004, 100 * r["mean"],
+                            yerr=100 * r["std"].fillna(0), color=f"C{i}",
+                            marker=markers[k % len(markers)], ls=styles[k % len(styles)],
+                            capsize=3, ms=4)
+        ax.set_xlim(g["x"].min() - 0.05, g["x"].max() + 0.05)
+        ax.set_title(f"{dataset}, {setup}", fontsize=10)
+        ax.set_xlabel("noise rate (human noise at 1.0)" if human.any() else "noise rate")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=f"C{i}", label=m) for i, m in enumerate(methods)]
+    handles += [Line2D([], [], color="grey", marker=markers[k % len(markers)],
+                       ls=styles[k % len(styles)], label=kind) for k, kind in enumerate(kinds)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"Test accuracy ({'best-validation' if metric == 'best' else 'last'} epoch), "
+                 "mean ± std over seeds", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return save(fig, stem)
+
+
+def load_alpha(results: Path) -> pd.DataFrame:
+    """Per ALM run: the teacher share per instance after every refresh, with the labels and
+    the teacher diagnostics, as a long frame (one row per run, refresh and instance)."""
+    frames = []
+    for path in sorted(Path(results).glob("runs/*/*/*/*/seed*/alpha.npz")):
+        parts = path.relative_to(results).parts
+        with np.load(path, allow_pickle=False) as a:
+            if "weights" not in a.files:
+                continue
+            w = a["weights"]  # [R, N, K]
+            share = w[:, :, 1:].sum(-1) / w.sum(-1)
+            noisy = a["clean_labels"] != a["noisy_labels"]
+            agree = a["teacher_agrees_noisy"].any(-1)
+            prob = np.nanmean(a["teacher_prob_noisy"], axis=-1)
+            for r, epoch in enumerate(a["refresh_epoch"]):
+                frames.append(pd.DataFrame({
+                    "dataset": parts[1], "noise_id": parts[2], "setup_id": parts[3],
+                    "method": parts[4].split("-")[0], "seed": parts[5], "refresh": r,
+                    "epoch": int(epoch), "last": r == len(a["refresh_epoch"]) - 1,
+                    "share": share[r], "noisy": noisy, "agree": agree[r], "teacher_prob": prob[r]}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def alm_weights(alpha: pd.DataFrame, stem: Path) -> list[Path]:
+    plt = _plt()
+    if alpha.empty:
+        return save(_empty(plt, "no ALM runs with refreshes"), stem)
+    groups = sorted({(d, m) for d, m in zip(alpha["dataset"], alpha["method"], strict=True)})
+    fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups), 6.4), squeeze=False)
+    for j, (dataset, method) in enumerate(groups):
+        g = alpha[(alpha["dataset"] == dataset) & (alpha["method"] == method)]
+        last = g[g["last"]]
+        ax = axes[0, j]
+        groups_ = {"clean label": last.loc[~last["noisy"], "share"],
+                   "noisy label": last.loc[last["noisy"], "share"],
+                   "teacher agrees": last.loc[last["agree"], "share"],
+                   "teacher disagrees": last.loc[~last["agree"], "share"]}
+        names = [k for k, v in groups_.items() if len(v)]
+        ax.boxplot([groups_[k].to_numpy() for k in names], showfliers=False, showmeans=True)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
+        ax.set_title(f"{dataset}, {method}: after the last refresh\n(boxes: quartiles over "
+                     "instances and seeds; triangles: means)", fontsize=8)
+        ax.set_ylabel("teacher share of the weight")
+        ax = axes[1, j]
+        evo = g.groupby(["epoch", "noisy"])["share"].mean().unstack()
+        for flag, label, color in ((False, "clean label", "C0"), (True, "noisy label", "C3")):
+            if flag in evo:
+                ax.plot(evo.index, evo[flag], marker="o", label=label, color=color)
+        ax.set_xlabel("epoch of refresh")
+        ax.set_ylabel("mean teacher share")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def alm_weight_vs_teacher(alpha: pd.DataFrame, stem: Path, bins: int = 10) -> list[Path]:
+    plt = _plt()
+    last = alpha[alpha["last"]] if not alpha.empty else alpha
+    if last.empty or last["teacher_prob"].isna().all():
+        return save(_empty(plt, "no ALM runs with teacher diagnostics"), stem)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    edges = np.linspace(0, 1, bins + 1)
+    centres = (edges[1:] + edges[:-1]) / 2
+    for (dataset, method), g in last.groupby(["dataset", "method"]):
+        idx = np.clip(np.digitize(g["teacher_prob"], edges) - 1, 0, bins - 1)
+        means = pd.Series(g["share"].values).groupby(idx).mean().reindex(range(bins))
+        ax.plot(centres, means.values, marker="o", label=f"{dataset}, {method}")
+    ax.set_xlabel("teacher's probability of the given label")
+    ax.set_ylabel("teacher share of the weight (binned mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save(fig, stem)

@@ -1,0 +1,140 @@
+"""Planning: job counts, sharing of teachers and ce runs, unique paths, bad configs."""
+
+import sys
+
+import pytest
+import yaml
+
+from benchmark import grid
+from benchmark.errors import UserError
+from tests.conftest import REPO_ROOT
+
+CONFIGS = REPO_ROOT / "workflows" / "config"
+
+
+def load(name):
+    return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+
+
+TINY = {
+    "datasets": [{"name": "digits", "student": "mlp_16", "teacher": "mlp_32",
+                  "multi_teachers": ["mlp_16", "mlp_32"],
+                  "train": {"epochs": 3, "batch_size": 256, "lr": 0.1, "schedule": "cosine"}}],
+    "noise": [{"type": "symmetric", "rates": [0.2]}],
+    "methods": ["ce", "kd", {"name": "fixed_alpha", "alphas": [0.3, 0.7]},
+                {"name": "almkd", "hparams": {"meta_start": 1, "meta_every": 1}}],
+    "seeds": [0, 1],
+}
+
+
+def test_planning_in_a_fresh_process_imports_no_torch():
+    import subprocess
+
+    code = ("import sys, yaml; from benchmark import grid; "
+            f"grid.plan(yaml.safe_load(open({str(CONFIGS / 'paper.yaml')!r}))); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_tiny_grid_counts_and_sharing():
+    p = grid.plan(TINY)
+    # teachers: mlp_16 (self and multi) and mlp_32 (single and multi), shared: 2 archs x 2 seeds
+    assert sorted({(r.arch, r.seed) for r in p.teacher_runs}) == [
+        ("mlp_16", 0), ("mlp_16", 1), ("mlp_32", 0), ("mlp_32", 1)]
+    assert len(p.teacher_jobs) == 4  # one per arch and seed (seeds_per_job defaults to 1)
+    ce = [r for r in p.student_runs if r.method == "ce"]
+    assert len(ce) == 2 and all("/none/ce/" in r.out for r in ce)  # once per cell and seed
+    kd = [r for r in p.student_runs if r.method == "kd"]
+    assert len(kd) == 3 * 2  # three setups x two seeds
+    # 1 ce + 3 setups x (kd + 2 fixed_alpha + almkd) = 13 runs per seed
+    assert len(p.student_runs) == 13 * 2
+    outs = [o for j in p.teacher_jobs + p.student_jobs for o in j.outputs]
+    assert len(outs) == len(set(outs))
+    single = next(r for r in kd if "/single-" in r.out)
+    assert single.teachers == ("results/teachers/digits/symmetric_0.20/mlp_32/seed"
+                               f"{single.seed}",)
+    alm = next(r for r in p.student_runs if r.method == "almkd")
+    assert f"{alm.out}/alpha.npz" in alm.outputs
+
+
+def test_seed_chunks_and_method_packing():
+    one = grid.plan({**TINY, "seeds_per_job": 1})
+    both = grid.plan({**TINY, "seeds_per_job": 2})
+    packed = grid.plan({**TINY, "seeds_per_job": 2, "pack_methods": True})
+    assert len(one.student_jobs) == 2 * len(both.student_jobs)
+    assert len(packed.student_jobs) == 4  # none, single, multi, self
+    assert len(packed.teacher_jobs) == 1
+    for p in (one, both, packed):  # the same runs whatever the packing
+        assert sorted(r.out for r in p.student_runs) == sorted(r.out for r in one.student_runs)
+
+
+def test_ids():
+    assert grid.method_id("fixed_alpha", {"alpha": 0.3}) == "fixed_alpha-a0.30"
+    assert grid.method_id("kd", {}) == "kd"
+    assert grid.method_id("almkd", {"meta_lr": 100}).startswith("almkd-")
+    assert grid.setup_id("single", ["cifar_resnet56"], "clean") == "single-cifar_resnet56-cleanT"
+    assert grid.setup_id("multi", ["a", "b"], "noisy").startswith("multi-2t-")
+    assert grid.setup_id("multi", ["a", "b"], "noisy") != grid.setup_id("multi", ["a", "c"],
+                                                                          "noisy")
+    assert grid.setup_kind("multi-4t-abcdef-cleanT") == "multi-cleanT"
+
+
+@pytest.mark.parametrize(("name", "labels", "teacher_runs", "student_runs"), [
+    ("default", 30, 75, 390),
+    ("paper", 55, 550, 2035),
+    ("fmnist", 9, 27, 117),
+])
+def test_shipped_configs_plan(name, labels, teacher_runs, student_runs):
+    p = grid.plan(load(name))
+    assert (len(p.labels), len(p.teacher_runs), len(p.student_runs)) == (
+        labels, teacher_runs, student_runs)
+
+
+def test_paper_grid_is_the_authors_protocol():
+    p = grid.plan(load("paper"))
+    run = next(r for r in p.student_runs if r.dataset == "cifar100" and r.method == "almkd")
+    train = dict(run.train)
+    assert (train["epochs"], train["lr"], train["batch_size"], train["milestones"]) == (
+        200, 0.1, 128, [150, 180])
+    assert train["nesterov"] and train["weight_decay"] == 5e-4
+    assert run.arch == "cifar_resnet8"
+    assert {r.noise.id for r in p.student_runs if r.dataset == "cifar100"} == {
+        "symmetric-incl_0.20", "symmetric-incl_0.40", "asymmetric_0.40", "instance_0.40",
+        "human-noisy"}
+    clean = [r for r in p.student_runs if "single-cifar_resnet56-cleanT" in r.out]
+    assert clean and all(r.teacher_labels == "clean" for r in clean)
+
+
+BAD = [
+    ({"datasets": [{"name": "mnist", "student": "mlp_8"}]},
+     "config key 'datasets': unknown dataset"),
+    ({"seeds": []}, "config key 'seeds'"),
+    ({"noise": [{"type": "human", "variants": ["aggre"]}]},
+     "human variant 'aggre' does not exist for dataset 'digits'"),
+    ({"noise": [{"type": "symmetric", "rates": [1.2]}]}, "config key 'noise[0]': noise rate"),
+    ({"noise": [{"type": "symmetric", "rate": [0.2]}]}, "unknown key(s) rate"),
+    ({"methods": ["almkd2"]}, "unknown method 'almkd2'"),
+    ({"methods": [{"name": "almkd"}]}, "3 epochs do not exceed meta_start 10"),
+    ({"methods": [{"name": "kd", "hparams": {"temp": 2}}]}, "unknown hyper-parameter(s) temp"),
+    ({"methods": [{"name": "fixed_alpha", "alphas": [1.5]}]}, "alpha must be in [0, 1]"),
+    ({"setups": ["triple"]}, "unknown setup 'triple'"),
+    ({"epochz": 3}, "config key 'epochz'"),
+    ({"datasets": [{"name": "digits", "student": "mlp_16"}]}, "setup 'single' needs 'teacher'"),
+    ({"datasets": [{"name": "digits", "student": "mlp_16", "teacher": "mlp_8",
+                    "multi_teachers": ["mlp_8"], "train": {"epochs": 0}}]},
+     "training key 'epochs' must be an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD, ids=[m for _, m in BAD])
+def test_bad_configs_name_the_key(change, message):
+    with pytest.raises(UserError) as err:
+        grid.plan({**TINY, **change})
+    assert message in str(err.value)
+
+
+def test_labels_cli_args_round_trip():
+    assert (grid.labels_cli_args("symmetric-incl_0.40")
+            == "--noise symmetric --rate 0.4 --include-true")
+    assert grid.labels_cli_args("human-worst") == "--noise human --variant worst"

@@ -1,0 +1,23 @@
+# Students: one job per (dataset, noise, setup, method, seed chunk). ce does not depend on
+# the setup and runs once per cell and seed (setup id "none").
+
+for _job in PLAN.student_jobs:
+
+    rule:
+        name:
+            grid.rule_name(_job)
+        input:
+            _job.inputs,
+        output:
+            _job.outputs,
+        log:
+            f"results/logs/{_job.name}.log",
+        params:
+            runs=_job.command_args(config.get("data_root"), config.get("cifar_n_dir")),
+        threads: PLAN.runtime["threads"]
+        resources:
+            mem_mb=PLAN.runtime["mem_mb"],
+            runtime=PLAN.runtime["runtime_min"],
+            gpu=PLAN.runtime["gpu"],
+        shell:
+            "noisykd train-runs --threads {threads} --runs {params.runs} > {log} 2>&1"

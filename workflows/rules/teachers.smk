@@ -1,0 +1,24 @@
+# Teachers: one job per (dataset, noise, architecture, teacher labels, seed chunk); every
+# student that distils from a teacher depends on the same job. The runs of a job and their
+# full specs are in params, so a changed spec reruns the job (rerun trigger "params").
+
+for _job in PLAN.teacher_jobs:
+
+    rule:
+        name:
+            grid.rule_name(_job)
+        input:
+            _job.inputs,
+        output:
+            _job.outputs,
+        log:
+            f"results/logs/{_job.name}.log",
+        params:
+            runs=_job.command_args(config.get("data_root"), config.get("cifar_n_dir")),
+        threads: PLAN.runtime["threads"]
+        resources:
+            mem_mb=PLAN.runtime["mem_mb"],
+            runtime=PLAN.runtime["runtime_min"],
+            gpu=PLAN.runtime["gpu"],
+        shell:
+            "noisykd train-runs --threads {threads} --runs {params.runs} > {log} 2>&1"
