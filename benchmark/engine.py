@@ -258,7 +258,7 @@ class Trainer:
         writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(history)
-        atomic_write_text(self.log_path, buf.getvalue())
+        atomic_write_text(self.log_path, buf.getvalue(), durable=False)
 
 
 def _progress(enabled: bool | None, total: int, start: int, run_id: str):

@@ -164,19 +164,21 @@ def run(req: RunRequest) -> dict | None:
                   "(the workflow had removed them); not retraining", file=sys.stderr)
             return None
         metrics = _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir)
-        keep_finished(Path(req.out), ckpt_dir / FINISHED_DIR)
+        publish(Path(req.out), ckpt_dir / FINISHED_DIR, metrics)
     return metrics
 
 
 FINISHED_DIR = "finished"
 
 
-def keep_finished(out: Path, keep: Path) -> None:
-    """Hard links to a finished run's files beside its checkpoint.
+def publish(out: Path, keep: Path, metrics: dict) -> None:
+    """Finish a run: hard links to its files beside its checkpoint, then metrics.json.
 
     Snakemake deletes every declared output of a job it reruns; when a job trains several
-    runs and is killed after some finished, those finished runs' files come back from here
-    instead of being trained again. Links cost no disk space.
+    runs and is killed after some finished, those finished runs' files come back from
+    ``keep`` instead of being trained again (links cost no disk space). metrics.json, the
+    marker of a finished run, is written into ``keep`` first and linked into the run folder
+    last, so a run folder with metrics.json always has its complete copy in ``keep``.
     """
     import shutil
 
@@ -184,11 +186,23 @@ def keep_finished(out: Path, keep: Path) -> None:
         shutil.rmtree(keep)
     keep.mkdir(parents=True)
     for f in out.iterdir():
-        if f.is_file():
-            try:
-                os.link(f, keep / f.name)
-            except OSError:  # another filesystem: copy
-                shutil.copy2(f, keep / f.name)
+        if f.is_file() and f.name != "metrics.json":
+            _link(f, keep / f.name)
+    write_json_atomic(keep / "metrics.json", metrics)
+    _link(keep / "metrics.json", out / "metrics.json")
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Atomically make ``dst`` the same file as ``src`` (a copy across filesystems)."""
+    import shutil
+
+    tmp = dst.parent / f".{dst.name}.link"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
 
 
 def restore_finished(keep: Path, out: Path, chash: str) -> bool:
@@ -202,10 +216,7 @@ def restore_finished(keep: Path, out: Path, chash: str) -> bool:
     out.mkdir(parents=True, exist_ok=True)
     names = sorted(f.name for f in keep.iterdir() if f.is_file())
     for name in [n for n in names if n != "metrics.json"] + ["metrics.json"]:  # marker last
-        tmp = out / f".{name}.restore"
-        tmp.unlink(missing_ok=True)
-        os.link(keep / name, tmp)
-        os.replace(tmp, out / name)
+        _link(keep / name, out / name)
     return True
 
 
@@ -283,7 +294,6 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
 
     for name, arrays in method.artifacts().items():
         write_npz_atomic(out / name, {k: np.asarray(v) for k, v in arrays.items()})
-    write_json_atomic(out / "metrics.json", metrics)
     if not req.cfg.keep_checkpoint:
         (Path(ckpt_dir) / CHECKPOINT_NAME).unlink(missing_ok=True)
     return metrics

@@ -81,7 +81,7 @@ def test_ids():
 
 
 @pytest.mark.parametrize(("name", "labels", "teacher_runs", "student_runs"), [
-    ("default", 30, 75, 390),
+    ("default", 20, 55, 260),
     ("paper", 55, 550, 2035),
     ("fmnist", 9, 27, 117),
 ])

@@ -35,7 +35,7 @@ def test_default_dry_run_plans_the_grid(tmp_path):
     res = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert res.returncode == 0, res.stderr
     text = res.stdout + res.stderr
-    for rule, count in (("labels", 30), ("prepare_data", 2), ("report", 1)):
+    for rule, count in (("labels", 20), ("prepare_data", 2), ("report", 1)):
         assert any(line.split()[:2] == [rule, str(count)] for line in text.splitlines()), rule
 
 
@@ -70,12 +70,15 @@ def test_tiny_grid_end_to_end_and_rerun_does_nothing(finished):
         work / "results/tables/completeness.md").read_text()
     again = snakemake(work, "--configfile", str(cfg))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    html = snakemake(work, "--configfile", str(cfg), "--report", "results/report.html")
+    assert html.returncode == 0, html.stderr[-2000:]
+    assert (work / "results/report.html").stat().st_size > 100_000
 
 
 def test_tables_target_trains_nothing(finished):
     work, cfg = finished
     before = _metrics(work)
-    res = snakemake(work, "--configfile", str(cfg), "tables")
+    res = snakemake(work, "tables", "--configfile", str(cfg))
     assert res.returncode == 0, res.stderr
     assert "wrote" in res.stdout + res.stderr and _metrics(work) == before
 
@@ -116,7 +119,8 @@ def test_kill_9_then_recover_gives_the_uninterrupted_metrics(finished, tmp_path)
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    survivors = {p: p.stat().st_mtime_ns for p in tmp_path.glob("results/runs/**/metrics.json")}
+    # metrics.json records when the run finished: identical bytes mean it was not retrained
+    survivors = {p: p.read_bytes() for p in tmp_path.glob("results/runs/**/metrics.json")}
     assert survivors, "no run finished before the kill"
     assert len(survivors) < len(_metrics(work)), "killed too late to test anything"
     assert subprocess.run(["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-d", str(tmp_path),
@@ -125,5 +129,5 @@ def test_kill_9_then_recover_gives_the_uninterrupted_metrics(finished, tmp_path)
     res = snakemake(tmp_path, "--configfile", str(cfg))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert _metrics(tmp_path) == _metrics(work)
-    for p, stamp in survivors.items():  # finished runs were not trained again
-        assert p.stat().st_mtime_ns == stamp, p
+    for p, content in survivors.items():  # finished runs were not trained again
+        assert p.read_bytes() == content, p

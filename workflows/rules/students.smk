@@ -20,4 +20,5 @@ for _job in PLAN.student_jobs:
             runtime=PLAN.runtime["runtime_min"],
             gpu=PLAN.runtime["gpu"],
         shell:
-            "noisykd train-runs --threads {threads} --runs {params.runs} > {log} 2>&1"
+            "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads}"
+            " noisykd train-runs --threads {threads} --runs {params.runs} > {log} 2>&1"
