@@ -257,6 +257,33 @@ def _run_report(args) -> None:
     print(f"wrote {len(written)} files under {args.results}/tables and {args.results}/figures")
 
 
+def _add_perf(sub) -> None:
+    from .perf import DEFAULT_ARCHS
+
+    p = sub.add_parser("perf", help="measure training throughput (naive loop, engine, "
+                                     "compiled), method costs and concurrency; or estimate a "
+                                     "grid's device-hours")
+    p.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS))
+    p.add_argument("--n", type=int, default=4096, help="random CIFAR-shaped images")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs after a warm-up")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile path")
+    p.add_argument("--no-students", action="store_true", help="skip the method costs")
+    p.add_argument("--concurrency", default="1,2,4,8",
+                   help="concurrent cifar_resnet8 runs to measure ('' to skip)")
+    p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--estimate", type=Path, metavar="CONFIG",
+                   help="estimate device-hours of CONFIG's grid from --measured")
+    p.add_argument("--measured", type=Path, help="a perf JSON (with --estimate)")
+    p.set_defaults(func=_run_perf)
+
+
+def _run_perf(args) -> None:
+    from .perf import main_perf
+
+    main_perf(args)
+
+
 def _add_teacher(sub) -> None:
     p = sub.add_parser("teacher", help="train a teacher with CE on the noisy (or clean) labels")
     _add_training_options(p)
@@ -292,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_runs(sub)
     _add_prepare_data(sub)
     _add_report(sub)
+    _add_perf(sub)
     return parser
 
 

@@ -118,7 +118,8 @@ class ALMKDFull(ALMKD):
             raise UserError("almkd_full: hypergrad must be double_backward or jvp, got "
                             f"{self.hparams['hypergrad']!r}")
         self.stats_free = stats_free_copy(ctx.extras["model"])
-        self.val_gen = None
+        self.epoch = 0
+        self.val_gen = torch.Generator().manual_seed(derive_seed(ctx.seed, "full_val", 0))
 
     def _val_batch(self, size):
         data = self.ctx.extras["data"]

@@ -16,9 +16,12 @@ class KD(Method):
     uses_teachers = True
     hparam_defaults = HPARAM_DEFAULTS["kd"]
 
+    def kd_share(self) -> float:
+        return float(self.hparams["kd_weight"])
+
     def setup(self, ctx):
         super().setup(ctx)
-        a, m = float(self.hparams["kd_weight"]), ctx.n_teachers
+        a, m = self.kd_share(), ctx.n_teachers
         self.weights = torch.tensor([1.0 - a] + [a / m] * m, device=ctx.device)
 
     def loss(self, out):
