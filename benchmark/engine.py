@@ -248,6 +248,8 @@ class Trainer:
             _report(bar, row, self.run_id)
         if bar is not None:
             bar.close()
+        # also when a resumed run had no epoch left: the workflow may have removed the log
+        self._write_log(history)
         total_images = self.data.n_train * cfg.epochs
         return EngineResult(history=history, best=best, train_time_s=train_time,
                             images_per_s=total_images / train_time if train_time else float("nan"),

@@ -127,6 +127,23 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, labels, monkey
     assert _history(cut.out / "log.csv") == _history(whole.out / "log.csv")
 
 
+def test_resume_after_the_last_epoch_rewrites_every_output(tmp_path, labels, monkeypatch):
+    """Killed after the last epoch's checkpoint but before metrics.json, with the workflow
+    then deleting the run's declared outputs: the rerun trains nothing and writes them all."""
+    ref = request(tmp_path, labels, name="ref2")
+    whole = run(ref)
+    req = request(tmp_path, labels, name="late")
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        run(req)
+    monkeypatch.undo()
+    for f in req.out.iterdir():
+        f.unlink()
+    m = run(req)
+    assert m["train_loss_last"] == whole["train_loss_last"]
+    assert _history(req.out / "log.csv") == _history(ref.out / "log.csv")
+
+
 def test_corrupted_checkpoint_is_named_and_the_run_starts_over(tmp_path, labels, monkeypatch,
                                                                capsys):
     whole = run(request(tmp_path, labels, name="ref"))
