@@ -34,6 +34,24 @@ install_packages() {
 
 running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
 
+# A daemon this configuration started earlier (its own PID file names a live process of that
+# name) is adopted instead of started twice; a stale PID file is removed, so that waiting for
+# the new daemon's PID file does not succeed on the old one.
+adopt_or_clear() {  # name, daemon's own pid file
+    local name=$1 pidfile=$2 pid
+    running "$name" && return 0
+    if [ -s "$pidfile" ]; then
+        pid=$(cat "$pidfile")
+        if kill -0 "$pid" 2>/dev/null && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "$name" ]; then
+            echo "$pid" > "$STATE/$name.pid"
+            log "adopted running $name (pid $pid)"
+            return 0
+        fi
+        rm -f "$pidfile"
+    fi
+    return 1
+}
+
 wait_for() {  # name, seconds, command...
     local name=$1 secs=$2; shift 2
     for _ in $(seq 1 $((secs * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
@@ -100,7 +118,7 @@ CONF
 }
 
 start_munge() {
-    running munged && return 0
+    adopt_or_clear munged /run/munge/munged.pid && return 0
     if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
         log "a munged not started by this script is already running; using it"
         return 0
@@ -116,11 +134,12 @@ start_munge() {
 }
 
 start_mariadb() {
-    running mariadbd && return 0
+    adopt_or_clear mariadbd "$STATE/run/mariadbd.pid" && return 0
     if [ ! -d "$STATE/mysql/mysql" ]; then
         mariadb-install-db --user=root --datadir="$STATE/mysql" >"$STATE/log/mariadb-init.log" 2>&1 \
             || fail "MariaDB data folder could not be created" "$STATE/log/mariadb-init.log"
     fi
+    rm -f "$STATE/run/mysqld.sock"
     mariadbd --user=root --datadir="$STATE/mysql" --socket="$STATE/run/mysqld.sock" \
         --pid-file="$STATE/run/mariadbd.pid" --bind-address=127.0.0.1 --port=3306 \
         --log-error="$STATE/log/mariadb.log" >/dev/null 2>&1 &
@@ -136,9 +155,9 @@ start_mariadb() {
         || fail "MariaDB user for slurmdbd could not be created" "$STATE/log/mariadb.log"
 }
 
-start_daemon() {  # name, command..., log
+start_daemon() {  # name, log, command...
     local name=$1 logf=$2; shift 2
-    running "$name" && return 0
+    adopt_or_clear "$name" "$STATE/run/$name.pid" && return 0
     "$@" || fail "$name did not start" "$logf"
     wait_for "$name" 15 test -s "$STATE/run/$name.pid" || fail "$name wrote no PID" "$logf"
     cp "$STATE/run/$name.pid" "$STATE/$name.pid"
