@@ -18,7 +18,7 @@ import io
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +114,6 @@ class EngineResult:
     images_per_s: float
     device: str
     best_state: dict | None = None
-    extras: dict = field(default_factory=dict)
 
 
 class Trainer:

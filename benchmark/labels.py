@@ -19,7 +19,7 @@ from .data import DatasetRecord, dataset_names, get_entry, load_dataset
 from .data.cifar_n import load_human_labels
 from .errors import UserError
 from .noise import NoiseSpec, apply_noise, realised_transition
-from .runinfo import derive_seed, npz_bytes, write_npz_atomic
+from .runinfo import derive_seed, write_npz_atomic
 
 LABELS_SCHEMA_VERSION = 1
 DEFAULT_VAL_FRACTION = 0.1
@@ -140,10 +140,6 @@ def write_labels(req: LabelsRequest, out: str | Path, record: DatasetRecord | No
     arrays = build_labels(req, record)
     write_npz_atomic(out, arrays)
     return json.loads(str(arrays["meta"]))
-
-
-def labels_file_bytes(req: LabelsRequest, record: DatasetRecord | None = None) -> bytes:
-    return npz_bytes(build_labels(req, record))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import math
 import re
 
 import timm
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.models import register_model
@@ -260,9 +259,3 @@ def create_model(arch: str, num_classes: int, input_shape: tuple[int, ...]) -> n
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-@torch.no_grad()
-def features_and_logits(model: nn.Module, x: torch.Tensor):
-    """Pre-logit features and logits from one forward pass."""
-    feats = model.forward_head(model.forward_features(x), pre_logits=True)
-    return feats, model.get_classifier()(feats)

@@ -9,11 +9,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from .collect import collect_runs, collect_teachers, completeness
-from .grid import REPORT_TABLES, report_tables
+from .grid import report_tables
 from .runinfo import atomic_write_text
 from .stats import METRICS, markers, method_scores, paired_comparisons, ranks, summarise
-
-SHARED_TABLES = REPORT_TABLES
 
 
 def teacher_context(runs: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:

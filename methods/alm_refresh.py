@@ -26,7 +26,6 @@ weights little. That is the authors' behaviour and is kept.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,6 +137,3 @@ def lastlayer_refresh(weights: torch.Tensor, step, *, model, teachers, data, lr:
 def refresh_due(epoch: int, start: int, every: int) -> bool:
     return epoch >= start and (epoch - start) % every == 0
 
-
-def n_refreshes(epochs: int, start: int, every: int) -> int:
-    return 0 if epochs <= start else math.ceil((epochs - start) / every)
