@@ -92,34 +92,30 @@ class DeviceData:
     def n_train(self) -> int:
         return len(self.y_train)
 
-    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+    def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
+                "test": (self.x_test, self.y_test)}[split]
+
+    def _normalise(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        """Float inputs as the model sees them; with ``gen``, augmented first (images)."""
         if self.is_image:
             x = x.float().div_(255.0)
+            if gen is not None and (self.policy.pad or self.policy.flip):
+                x = crop_flip(x, self.policy.pad, self.policy.flip, gen)
         x = (x.float() - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def train_batch(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        x = self.x_train[idx]
-        if self.is_image:
-            x = x.float().div_(255.0)
-            if self.policy.pad or self.policy.flip:
-                x = crop_flip(x, self.policy.pad, self.policy.flip, gen)
-            x = (x - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return x
-        return self._normalise(x)
+        return self._normalise(self.x_train[idx], gen)
 
     def eval_batches_at(self, split: str, idx: torch.Tensor):
         """One un-augmented, normalised batch of the given positions of a split."""
-        x = {"train": self.x_train, "val": self.x_val, "test": self.x_test}[split]
-        y = {"train": self.y_train, "val": self.y_val, "test": self.y_test}[split]
+        x, y = self._split(split)
         yield self._normalise(x[idx]), y[idx]
 
     def eval_batches(self, split: str, batch_size: int):
-        x = {"train": self.x_train, "val": self.x_val, "test": self.x_test}[split]
-        y = {"train": self.y_train, "val": self.y_val, "test": self.y_test}[split]
+        x, y = self._split(split)
         for start in range(0, len(y), batch_size):
             yield self._normalise(x[start:start + batch_size]), y[start:start + batch_size]
