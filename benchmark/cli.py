@@ -120,6 +120,9 @@ def _add_training_options(p) -> None:
     g.add_argument("--amp", default=d.amp, help="bf16 autocast: auto (CUDA only), on, off")
     g.add_argument("--channels-last", default=d.channels_last, help="auto (CUDA only), on, off")
     g.add_argument("--compile", action="store_true", help="torch.compile the models")
+    g.add_argument("--compile-mode", default=d.compile_mode,
+                   help="torch.compile mode with --compile: default, reduce-overhead (CUDA "
+                        "graphs), max-autotune, max-autotune-no-cudagraphs")
     g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
     g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     g.add_argument("--keep-checkpoint", action="store_true")
@@ -145,8 +148,8 @@ def _train_config(args):
         nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
         milestones=milestones, gamma=args.gamma, augment=args.augment, device=args.device,
         amp=args.amp, channels_last=args.channels_last, compile=args.compile,
-        eval_batch_size=args.eval_batch_size, checkpoint_every=args.checkpoint_every,
-        keep_checkpoint=args.keep_checkpoint)
+        compile_mode=args.compile_mode, eval_batch_size=args.eval_batch_size,
+        checkpoint_every=args.checkpoint_every, keep_checkpoint=args.keep_checkpoint)
 
 
 def _parse_hparams(items: list[str]) -> dict:
@@ -258,7 +261,7 @@ def _run_report(args) -> None:
 
 
 def _add_perf(sub) -> None:
-    from .perf import DEFAULT_ARCHS
+    from .perf import COST_MODEL_ARCHS, DEFAULT_ARCHS
 
     p = sub.add_parser("perf", help="measure training throughput (naive loop, engine, "
                                      "compiled), method costs and concurrency; or estimate a "
@@ -271,10 +274,21 @@ def _add_perf(sub) -> None:
     p.add_argument("--no-students", action="store_true", help="skip the method costs")
     p.add_argument("--concurrency", default="1,2,4,8",
                    help="concurrent cifar_resnet8 runs to measure ('' to skip)")
-    p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--cost-model-archs", nargs="*", default=list(COST_MODEL_ARCHS),
+                   help="further architectures timed on the engine paths only, for --estimate")
+    p.add_argument("--teacher", default="cifar_resnet56",
+                   help="teacher architecture of the method-cost phase")
+    p.add_argument("--budget-s", type=float,
+                   help="start no phase after this many seconds (skipped phases are listed)")
+    p.add_argument("--json", type=Path, help="write the results here (after every phase)")
     p.add_argument("--estimate", type=Path, metavar="CONFIG",
                    help="estimate device-hours of CONFIG's grid from --measured")
     p.add_argument("--measured", type=Path, help="a perf JSON (with --estimate)")
+    p.add_argument("--targets", action="store_true",
+                   help="with --estimate: also list the performance targets, met or not")
+    p.add_argument("--variant", choices=["engine", "compiled", "cudagraphs"],
+                   help="with --estimate: cost this training path instead of the one the "
+                        "config's runtime block selects")
     p.set_defaults(func=_run_perf)
 
 

@@ -72,6 +72,12 @@ class FeaturesAndLogits(nn.Module):
         return feats, self.model.get_classifier()(feats)
 
 
+def _compiled(module: nn.Module, cfg: TrainConfig):
+    if not cfg.compile:
+        return module
+    return torch.compile(module, mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig):
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           nesterov=cfg.nesterov and cfg.momentum > 0,
@@ -92,6 +98,7 @@ def evaluate(fn, data: DeviceData, split: str, batch_size: int, amp_dtype) -> tu
     loss = torch.zeros((), device=data.device)
     n = 0
     for x, y in data.eval_batches(split, batch_size):
+        torch.compiler.cudagraph_mark_step_begin()  # a no-op unless fn replays CUDA graphs
         with _autocast(data.device, amp_dtype):
             logits = fn(x)[1]
         loss += F.cross_entropy(logits.float(), y, reduction="sum")
@@ -134,8 +141,16 @@ class Trainer:
         for t in self.teachers:
             t.requires_grad_(False)
         fn = FeaturesAndLogits(self.model)
-        self.fn = torch.compile(fn) if cfg.compile else fn
-        self.teacher_fns = [torch.compile(t) if cfg.compile else t for t in self.teachers]
+        if cfg.compile:
+            # Dynamo keeps at most recompile_limit (8) graphs per code object and then runs
+            # eager without a word; a process that trains several runs or architectures
+            # would silently stop compiling, so each Trainer starts from an empty cache
+            torch._dynamo.reset()
+        self.fn = _compiled(fn, cfg)
+        self.teacher_fns = [_compiled(t, cfg) for t in self.teachers]
+        # CUDA graphs (compile_mode reduce-overhead) need each training step marked, or a
+        # step's outputs may be overwritten by the next replay while still in use
+        self.graphed = cfg.compile and cfg.compile_mode in ("reduce-overhead", "max-autotune")
         self.opt, self.sched = build_optimizer(self.model, cfg)
         self.ctx = MethodContext(n_train=data.n_train, num_classes=data.num_classes,
                                  n_teachers=len(teachers), device=self.device, seed=seed,
@@ -182,6 +197,8 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         for start in range(0, data.n_train, cfg.batch_size):
+            if self.graphed:
+                torch.compiler.cudagraph_mark_step_begin()
             idx = order[start:start + cfg.batch_size]
             x, y = data.train_batch(idx, gen), data.y_train[idx]
             with _autocast(self.device, self.amp_dtype):

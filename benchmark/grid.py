@@ -33,7 +33,8 @@ TOP_KEYS = {"datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
 DATASET_KEYS = {"name", "student", "teacher", "multi_teachers", "train", "teacher_train",
                 "noise"}
 RUNTIME_DEFAULTS = {"device": "auto", "threads": 1, "gpu": 0, "mem_mb": 4000,
-                    "runtime_min": 120, "compile": False, "checkpoint_every": 1,
+                    "runtime_min": 120, "compile": False, "compile_mode": "default",
+                    "checkpoint_every": 1,
                     "keep_checkpoint": False}
 
 
@@ -221,7 +222,7 @@ def _datasets(config: dict) -> list[dict]:
 
 def _train_config(values: dict | None, key: str, runtime: dict) -> TrainConfig:
     values = dict(values or {})
-    for k in ("device", "compile", "checkpoint_every", "keep_checkpoint"):
+    for k in ("device", "compile", "compile_mode", "checkpoint_every", "keep_checkpoint"):
         values.setdefault(k, runtime[k])
     try:
         return TrainConfig.from_dict(values)

@@ -1,34 +1,48 @@
-"""`noisykd perf`: measured throughput of the training paths, and a cost model for a grid.
+"""`noisykd perf`: measured throughput of the training paths, method costs and concurrency.
 
-In one process, alternating epoch by epoch, on random tensors shaped like CIFAR (3x32x32,
-100 classes; no download): (a) a naive loop (fp32, eager, each batch gathered from CPU
-memory and augmented image by image, then copied to the device), (b) the engine as the
-suite runs it (data on the device, batched on-device augmentation, bf16 autocast and
-channels_last on CUDA), (c) the engine compiled (torch.compile). Then students: ce, kd with
-a cifar_resnet56 teacher, almkd per epoch including one refresh, almkd_full per step; and
-the aggregate throughput of 1, 2, 4, 8 concurrent cifar_resnet8 runs (separate processes,
-as a workstation profile with several GPU slots would run them).
+Whether the suite's grids are affordable is decided by per-run speed and by how well small
+runs fill a card, so this measures them in one process on random tensors shaped like CIFAR
+(3x32x32, 100 classes; no download), alternating the paths epoch by epoch so that clock and
+thermal drift hit them alike:
 
-``--estimate CONFIG`` turns a perf JSON into device-hours for a config's whole grid.
+- ``naive``: fp32, eager, each batch gathered from CPU memory and augmented image by image,
+  then copied to the device;
+- ``engine``: the suite's Trainer (data on the device, batched on-device augmentation, bf16
+  autocast and channels_last on CUDA);
+- ``compiled``: the engine with torch.compile; ``cudagraphs``: with compile mode
+  reduce-overhead (CUDA only). The warm-up epoch's extra time is reported as compile time,
+  apart from steady-state throughput.
+
+Then a measured matrix-product peak (bf16 on CUDA, fp32 on CPU) and each model's counted
+training FLOPs (torch.utils.flop_counter) give the fraction of peak; ce, kd, almkd, amal
+(epoch and refresh timed apart) and almkd_full (per step) give the method costs; and 1, 2, 4,
+8 concurrent cifar_resnet8 runs in separate processes give the aggregate throughput that a
+workstation profile with several GPU slots gets. Results go to JSON after every phase, so a
+run cut short by a time limit keeps what it measured.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from .cost_model import estimate, format_estimate
 from .errors import UserError
+from .runinfo import write_json_atomic
 
-DEFAULT_ARCHS = ("cifar_resnet8", "cifar_resnet56", "wrn_40_2", "small_resnet18")
-# training FLOPs per image (forward + backward ~ 3x forward) for the peak-fraction figure
-TRAIN_GFLOP_PER_IMAGE = {"small_resnet18": 3.3}
-POOL_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000,
-              "digits": 1_437, "synthetic": 9_000}
+DEFAULT_ARCHS = ("cifar_resnet8", "cifar_resnet56", "small_resnet18", "wrn_40_2")
+# the architectures the targets name are measured first; the rest after the method costs
+TARGET_ARCHS = ("cifar_resnet8", "cifar_resnet56", "small_resnet18")
+# paper.yaml's multi-teacher architectures: measured on the engine paths for the cost model
+COST_MODEL_ARCHS = ("cifar_resnet14", "cifar_resnet26", "cifar_resnet32")
+ENGINE_VARIANTS = {"engine": {"compile": False},
+                   "compiled": {"compile": True, "compile_mode": "default"},
+                   "cudagraphs": {"compile": True, "compile_mode": "reduce-overhead"}}
+# the recommended concurrency is the smallest that reaches this share of the best aggregate
+SLOT_SHARE = 0.9
 
 
 def _sync(device):
@@ -38,8 +52,20 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _fake_setup(n: int, device, compile_: bool, arch: str, method: str = "ce",
-                teacher: str | None = None, hparams: dict | None = None, epochs: int = 3):
+def _timed(device, fn, *args) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn(*args)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+def _fake_setup(n: int, device, arch: str, method: str = "ce", teacher: str | None = None,
+                hparams: dict | None = None, epochs: int = 3, **runtime):
     """A Trainer over random CIFAR-shaped data, ready for _train_epoch calls."""
     import numpy as np
     import torch
@@ -64,7 +90,7 @@ def _fake_setup(n: int, device, compile_: bool, arch: str, method: str = "ce",
     write_npz_atomic(tmp / "l.npz", build_labels(
         LabelsRequest("cifar100", NoiseSpec("symmetric", 0.2), 0), rec))
     lf = read_labels(tmp / "l.npz")
-    cfg = TrainConfig(epochs=epochs, batch_size=128, device=str(device), compile=compile_)
+    cfg = TrainConfig(epochs=epochs, batch_size=128, device=str(device), **runtime)
     data = DeviceData(rec, lf, device, channels_last=use_channels_last(cfg, device))
     torch.manual_seed(0)
     teachers = [create_model(teacher, 100, (3, 32, 32)).eval()] if teacher else []
@@ -76,30 +102,84 @@ def _fake_setup(n: int, device, compile_: bool, arch: str, method: str = "ce",
     return trainer, rec, lf
 
 
-def _naive_epoch(model, opt, x_cpu, y_cpu, mean, std, device, rng, batch=128):
-    import numpy as np
+class _NaiveLoop:
+    """The loop a first attempt would write: fp32, eager, CPU-side per-image augmentation."""
+
+    def __init__(self, arch, rec, lf, device, batch=128):
+        import numpy as np
+        import torch
+
+        from .models import create_model
+
+        torch.manual_seed(0)
+        self.model = create_model(arch, 100, (3, 32, 32)).to(device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9,
+                                   nesterov=True, weight_decay=5e-4)
+        self.x, self.y = rec.train_x[lf.arrays["train_idx"]], lf.arrays["train_noisy"]
+        self.mean = torch.tensor(rec.mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(rec.std).view(1, 3, 1, 1)
+        self.rng = np.random.default_rng(0)
+        self.device, self.batch = device, batch
+
+    def epoch(self, epoch: int):  # the epoch number is unused: one rng stream
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        self.model.train()
+        order = self.rng.permutation(len(self.y))
+        for s in range(0, len(order), self.batch):
+            idx = order[s:s + self.batch]
+            imgs = []
+            for i in idx:
+                img = np.pad(self.x[i], ((0, 0), (4, 4), (4, 4)))
+                oy, ox = self.rng.integers(0, 9, 2)
+                img = img[:, oy:oy + 32, ox:ox + 32]
+                if self.rng.random() < 0.5:
+                    img = img[:, :, ::-1]
+                imgs.append(np.ascontiguousarray(img))
+            xb = torch.from_numpy(np.stack(imgs)).float().div_(255)
+            xb = ((xb - self.mean) / self.std).to(self.device)
+            loss = F.cross_entropy(self.model(xb), torch.from_numpy(self.y[idx]).to(self.device))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+
+
+def train_gflop_per_image(arch: str) -> float:
+    """Counted FLOPs of one training image (forward + backward), not a rule of thumb."""
     import torch
     import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
 
-    model.train()
-    order = rng.permutation(len(y_cpu))
-    for s in range(0, len(order), batch):
-        idx = order[s:s + batch]
-        imgs = []
-        for i in idx:
-            img = np.pad(x_cpu[i], ((0, 0), (4, 4), (4, 4)))
-            oy, ox = rng.integers(0, 9, 2)
-            img = img[:, oy:oy + 32, ox:ox + 32]
-            if rng.random() < 0.5:
-                img = img[:, :, ::-1]
-            imgs.append(np.ascontiguousarray(img))
-        xb = torch.from_numpy(np.stack(imgs)).float().div_(255)
-        xb = ((xb - mean) / std).to(device)
-        loss = F.cross_entropy(model(xb), torch.from_numpy(y_cpu[idx]).to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    _sync(device)
+    from .models import create_model
+
+    model = create_model(arch, 100, (3, 32, 32)).train()
+    x, y = torch.randn(2, 3, 32, 32), torch.arange(2)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / 2 / 1e9
+
+
+def matmul_peak(device) -> dict:
+    """The card's matrix-product rate measured here (bf16 on CUDA, fp32 on CPU): the peak
+    that the fraction-of-peak figure divides by, rather than a datasheet number."""
+    import torch
+
+    cuda = device.type == "cuda"
+    n, dtype, reps = (8192, torch.bfloat16, 10) if cuda else (1024, torch.float32, 5)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+
+    def run():
+        for _ in range(reps):
+            a @ b
+
+    seconds = _timed(device, run)
+    return {"dtype": str(dtype).replace("torch.", ""), "size": n,
+            "tflops": round(2 * n**3 * reps / seconds / 1e12, 1)}
 
 
 def _peak_memory_mb(device) -> float:
@@ -112,76 +192,98 @@ def _peak_memory_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_paths(arch: str, n: int, epochs: int, device, compile_: bool) -> dict:
-    """Images/s of the naive loop, the engine and the compiled engine, alternated."""
-    import numpy as np
+def bench_paths(arch: str, n: int, epochs: int, device, variants) -> dict:
+    """Images/s of each path, alternated epoch by epoch; a path that fails is reported with
+    its error and the others go on."""
     import torch
 
-    from .models import create_model
-
-    trainer, rec, lf = _fake_setup(n, device, False, arch, epochs=epochs + 1)
-    compiled = _fake_setup(n, device, True, arch, epochs=epochs + 1)[0] if compile_ else None
-    torch.manual_seed(0)
-    naive = create_model(arch, 100, (3, 32, 32)).to(device)
-    opt = torch.optim.SGD(naive.parameters(), lr=0.1, momentum=0.9, nesterov=True,
-                          weight_decay=5e-4)
-    x_cpu, y_cpu = rec.train_x[lf.arrays["train_idx"]], lf.arrays["train_noisy"]
-    mean = torch.tensor(rec.mean).view(1, 3, 1, 1)
-    std = torch.tensor(rec.std).view(1, 3, 1, 1)
-    rng = np.random.default_rng(0)
-    times: dict[str, list[float]] = {"naive": [], "engine": [], "compiled": []}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    trainer0, rec, lf = _fake_setup(n, device, arch, epochs=epochs + 1)
+    runners, errors = {}, {}
+    for name in variants:
+        try:
+            if name == "naive":
+                runners[name] = _NaiveLoop(arch, rec, lf, device).epoch
+            elif name == "engine":
+                runners[name] = trainer0._train_epoch
+            else:
+                runners[name] = _fake_setup(n, device, arch, epochs=epochs + 1,
+                                            **ENGINE_VARIANTS[name])[0]._train_epoch
+        except Exception as exc:  # noqa: BLE001 - report the path as failing, measure the rest
+            errors[name] = _error(exc)
+    warmup: dict[str, float] = {}
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for epoch in range(epochs + 1):  # epoch 0 warms up (and compiles)
-        for name, fn in (("naive", lambda: _naive_epoch(naive, opt, x_cpu, y_cpu, mean, std,
-                                                         device, rng)),
-                         ("engine", lambda e=epoch: trainer._train_epoch(e)),
-                         ("compiled", (lambda e=epoch: compiled._train_epoch(e))
-                          if compiled else None)):
-            if fn is None:
+        for name, fn in list(runners.items()):
+            try:
+                seconds = _timed(device, fn, epoch)
+            except Exception as exc:  # noqa: BLE001
+                errors[name] = _error(exc)
+                del runners[name]
+                times.pop(name)
                 continue
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
             if epoch:
-                times[name].append(time.perf_counter() - t0)
-    n_train = len(y_cpu)
+                times[name].append(seconds)
+            else:
+                warmup[name] = seconds
+    n_train = len(lf.arrays["train_noisy"])
     out = {"arch": arch, "n_train": n_train, "epochs": epochs}
     for name, ts in times.items():
-        if ts:
-            out[f"{name}_img_s"] = round(n_train / statistics.median(ts), 1)
-    out["engine_over_naive"] = round(out["engine_img_s"] / out["naive_img_s"], 2)
-    if "compiled_img_s" in out:
-        out["compiled_over_naive"] = round(out["compiled_img_s"] / out["naive_img_s"], 2)
-    if arch in TRAIN_GFLOP_PER_IMAGE:
-        best = max(out.get("compiled_img_s", 0), out["engine_img_s"])
-        out["achieved_tflops"] = round(best * TRAIN_GFLOP_PER_IMAGE[arch] / 1e3, 1)
+        steady = statistics.median(ts)
+        out[f"{name}_img_s"] = round(n_train / steady, 1)
+        if name in ("compiled", "cudagraphs"):
+            out[f"{name}_compile_s"] = round(warmup[name] - steady, 1)
+    for name in times:
+        if name != "naive" and "naive_img_s" in out:
+            out[f"{name}_over_naive"] = round(out[f"{name}_img_s"] / out["naive_img_s"], 2)
+    if errors:
+        out["errors"] = errors
     out["peak_memory_mb"] = round(_peak_memory_mb(device), 1)
     return out
 
 
-def bench_students(n: int, device) -> dict:
-    """Seconds per epoch for ce, kd, almkd (epoch with a refresh) and almkd_full per step."""
-    out = {}
+def add_flops(row: dict, gflop: float, peak_tflops: float | None) -> dict:
+    """Counted GFLOP per training image, the best engine path's TFLOP/s and share of peak."""
+    best = max((row.get(f"{v}_img_s", 0) for v in ENGINE_VARIANTS), default=0)
+    row["train_gflop_per_image"] = round(gflop, 3)
+    row["best_tflops"] = round(best * gflop / 1e3, 2)
+    if peak_tflops:
+        row["fraction_of_peak"] = round(best * gflop / 1e3 / peak_tflops, 3)
+    return row
+
+
+def bench_students(n: int, device, teacher: str = "cifar_resnet56") -> dict:
+    """Seconds per epoch of ce, kd, almkd, amal (refresh timed apart) and almkd_full."""
+    from methods.hparams import ALM_DEFAULTS
+
+    from .cost_model import n_refreshes
+
+    epoch_s, refresh_s = {}, {}
     for method, hp in (("ce", {}), ("kd", {}), ("almkd", {"meta_start": 1, "meta_every": 1}),
+                       ("amal", {"meta_start": 1, "meta_every": 1}),
                        ("almkd_full", {"meta_start": 0})):
-        teacher = None if method == "ce" else "cifar_resnet56"
-        trainer = _fake_setup(n, device, False, "cifar_resnet8", method, teacher, hp)[0]
+        trainer = _fake_setup(n, device, "cifar_resnet8", method,
+                              None if method == "ce" else teacher, hp)[0]
         trainer.ctx.lr = 0.1
         trainer.method.on_epoch_start(0, trainer.ctx)
         trainer._train_epoch(0)  # warm-up
-        _sync(device)
-        t0 = time.perf_counter()
         trainer.ctx.epoch = 1
-        trainer.method.on_epoch_start(1, trainer.ctx)  # almkd refreshes here
-        trainer._train_epoch(1)
-        _sync(device)
-        out[method] = time.perf_counter() - t0
-    steps = math.ceil(int(n * 0.9) / 128)
-    res = {f"{m}_s_per_epoch": round(v, 3) for m, v in out.items()}
-    res["almkd_over_kd"] = round(out["almkd"] / out["kd"], 2)
-    res["almkd_full_over_kd_per_step"] = round((out["almkd_full"] / steps)
-                                               / (out["kd"] / steps), 2)
-    res["kd_over_ce"] = round(out["kd"] / out["ce"], 2)
+        refresh_s[method] = _timed(device, trainer.method.on_epoch_start, 1, trainer.ctx)
+        epoch_s[method] = _timed(device, trainer._train_epoch, 1)
+    kd = epoch_s["kd"]
+    res = {"teacher": teacher, **{f"{m}_s_per_epoch": round(v, 3) for m, v in epoch_s.items()}}
+    res["kd_over_ce"] = round(kd / epoch_s["ce"], 3)
+    for m in ("almkd", "amal"):
+        res[f"{m}_refresh_s"] = round(refresh_s[m], 3)
+        res[f"{m}_epoch_over_kd"] = round(epoch_s[m] / kd, 3)
+        res[f"{m}_refresh_over_kd_epoch"] = round(refresh_s[m] / kd, 3)
+        res[f"{m}_over_kd_epoch_with_refresh"] = round((epoch_s[m] + refresh_s[m]) / kd, 3)
+        # averaged over the paper's training: 200 epochs, refreshes from the defaults
+        refreshes = n_refreshes(200, ALM_DEFAULTS["meta_start"], ALM_DEFAULTS["meta_every"])
+        res[f"{m}_over_kd_paper_schedule"] = round(
+            (200 * epoch_s[m] + refreshes * refresh_s[m]) / (200 * kd), 3)
+    res["almkd_full_over_kd_per_step"] = round(epoch_s["almkd_full"] / kd, 3)
     return res
 
 
@@ -194,21 +296,22 @@ def _concurrent_worker(args):
     device = torch.device(device_name)
     if device.type == "cpu":  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // k))
-    trainer = _fake_setup(n, device, False, "cifar_resnet8", epochs=epochs + 1)[0]
+    trainer = _fake_setup(n, device, "cifar_resnet8", epochs=epochs + 1)[0]
     trainer._train_epoch(0)
     _sync(device)
     t0 = time.perf_counter()
     for e in range(1, epochs + 1):
         trainer._train_epoch(e)
     _sync(device)
-    return int(n * 0.9) * epochs, time.perf_counter() - t0
+    return trainer.data.n_train * epochs, time.perf_counter() - t0
 
 
 def bench_concurrency(n: int, epochs: int, device, counts=(1, 2, 4, 8)) -> dict:
-    """Aggregate images/s of K concurrent cifar_resnet8 runs in separate processes."""
+    """Aggregate images/s of K concurrent cifar_resnet8 runs in separate processes (what K
+    integer GPU slots in the workstation profile run), and the K to use."""
     import multiprocessing as mp
 
-    out = {}
+    out: dict = {}
     ctx = mp.get_context("spawn")
     for k in counts:
         with ctx.Pool(k) as pool:
@@ -219,117 +322,193 @@ def bench_concurrency(n: int, epochs: int, device, counts=(1, 2, 4, 8)) -> dict:
         slowest = max(r[1] for r in results)
         out[str(k)] = {"aggregate_img_s": round(images / slowest, 1),
                        "wall_s_incl_start": round(wall, 1)}
+    base = out[str(min(counts))]["aggregate_img_s"]
+    for row in out.values():
+        row["speedup"] = round(row["aggregate_img_s"] / base, 2)
+    best = max(row["aggregate_img_s"] for row in out.values())
+    out["recommended_slots"] = min(k for k in counts
+                                   if out[str(k)]["aggregate_img_s"] >= SLOT_SHARE * best)
     return out
 
 
-def run_perf(archs, n: int, epochs: int, device_name: str, compile_: bool,
-             students: bool, concurrency: list[int]) -> dict:
+def run_perf(archs, n: int, epochs: int, device_name: str, compile_: bool, students: bool,
+             concurrency: list[int], cost_model_archs=(), budget_s: float | None = None,
+             teacher: str = "cifar_resnet56", on_phase=None) -> dict:
+    """Every measurement in order of what it decides (the target architectures, the method
+    costs, the cost model's further architectures on the engine path, concurrency, other
+    architectures); phases not started within ``budget_s`` are listed as skipped."""
     import torch
 
     from .engine import resolve_device
 
+    t_start = time.perf_counter()
     device = resolve_device(device_name)
-    info = {"device": str(device), "torch": torch.__version__,
-            "card": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "n": n, "epochs": epochs}
-    result = {"info": info, "paths": [bench_paths(a, n, epochs, device, compile_)
-                                      for a in archs]}
+    variants = ["naive", "engine"]
+    if compile_:
+        variants += ["compiled", "cudagraphs"] if device.type == "cuda" else ["compiled"]
+    result: dict = {"info": {"device": str(device), "torch": torch.__version__,
+                             "card": torch.cuda.get_device_name(device)
+                             if device.type == "cuda" else "cpu",
+                             "threads": torch.get_num_threads(), "n": n, "epochs": epochs,
+                             "variants": variants},
+                    "paths": [], "skipped": []}
+    result["peak"] = matmul_peak(device)
+    def paths(arch, variants_, epochs_):
+        row = bench_paths(arch, n, epochs_, device, variants_)
+        result["paths"].append(add_flops(row, train_gflop_per_image(arch),
+                                         result["peak"]["tflops"]))
+
+    first = [a for a in archs if a in TARGET_ARCHS]
+    phases = [(f"paths {a}", lambda a=a: paths(a, variants, epochs)) for a in first]
     if students:
-        result["students"] = bench_students(n, device)
+        phases.append(("students", lambda: result.update(
+            students=bench_students(n, device, teacher))))
+    phases += [(f"cost model {a}", lambda a=a: paths(a, ["engine"], 1))
+               for a in cost_model_archs if a not in archs]
     if concurrency:
-        result["concurrency"] = bench_concurrency(n, epochs, device, concurrency)
+        phases.append(("concurrency", lambda: result.update(
+            concurrency=bench_concurrency(n, epochs, device, concurrency))))
+    phases += [(f"paths {a}", lambda a=a: paths(a, variants, epochs))
+               for a in archs if a not in first]
+    for name, phase in phases:
+        elapsed = time.perf_counter() - t_start
+        if budget_s is not None and elapsed > budget_s:
+            result["skipped"].append(name)
+            print(f"perf: skipped {name} (budget of {budget_s:.0f} s spent)", flush=True)
+            continue
+        t0 = time.perf_counter()
+        phase()
+        print(f"perf: {name} took {time.perf_counter() - t0:.1f} s", flush=True)
+        result["info"]["wall_s"] = round(time.perf_counter() - t_start, 1)
+        if on_phase:
+            on_phase(result)
     return result
 
 
 def format_perf(result: dict) -> str:
     from tabulate import tabulate
 
-    rows = [[p["arch"], p.get("naive_img_s"), p.get("engine_img_s"), p.get("compiled_img_s", "-"),
-             p.get("engine_over_naive"), p.get("compiled_over_naive", "-"),
-             p.get("peak_memory_mb")] for p in result["paths"]]
-    text = [f"device: {result['info']['card']} ({result['info']['device']}), torch "
-            f"{result['info']['torch']}, {result['info']['n']} images, "
-            f"{result['info']['epochs']} timed epochs",
-            tabulate(rows, headers=["arch", "naive img/s", "engine img/s", "compiled img/s",
-                                    "engine/naive", "compiled/naive", "peak MB"],
-                     tablefmt="github")]
+    variants = result["info"]["variants"]
+    rows = []
+    for p in result["paths"]:
+        rows.append([p["arch"]] + [p.get(f"{v}_img_s", "-") for v in variants]
+                    + [p.get(f"{v}_over_naive", "-") for v in variants if v != "naive"]
+                    + [" / ".join(str(p.get(f"{v}_compile_s", "-")) for v in variants
+                                  if v in ("compiled", "cudagraphs")) or "-",
+                       p.get("train_gflop_per_image"), p.get("best_tflops"),
+                       p.get("fraction_of_peak", "-"), p.get("peak_memory_mb")])
+    headers = ([f"{v} img/s" for v in variants] + [f"{v}/naive" for v in variants
+                                                    if v != "naive"]
+               + ["compile s", "GFLOP/img", "TFLOP/s", "of peak", "peak MB"])
+    info, peak = result["info"], result["peak"]
+    text = [f"device: {info['card']} ({info['device']}), torch {info['torch']}, {info['n']} "
+            f"images, {info['epochs']} timed epochs; measured {peak['dtype']} matrix-product "
+            f"peak {peak['tflops']} TFLOP/s",
+            tabulate(rows, headers=["arch"] + headers, tablefmt="github")]
+    for p in result["paths"]:
+        for name, err in p.get("errors", {}).items():
+            text.append(f"{p['arch']}: {name} path failed: {err}")
     if "students" in result:
-        text.append("students (cifar_resnet8, teacher cifar_resnet56): " +
-                    ", ".join(f"{k} {v}" for k, v in result["students"].items()))
+        st = result["students"]
+        text.append(
+            f"students (cifar_resnet8, teacher {st['teacher']}), relative to kd: almkd "
+            f"{st['almkd_epoch_over_kd']} per epoch without a refresh, "
+            f"{st['almkd_over_kd_epoch_with_refresh']} with one, "
+            f"{st['almkd_over_kd_paper_schedule']} averaged over the paper's 200 epochs; amal "
+            f"{st['amal_over_kd_paper_schedule']} averaged; almkd_full "
+            f"{st['almkd_full_over_kd_per_step']} per step; kd/ce {st['kd_over_ce']}")
     if "concurrency" in result:
+        conc = result["concurrency"]
         text.append("concurrent cifar_resnet8 runs: " + ", ".join(
-            f"{k}: {v['aggregate_img_s']} img/s" for k, v in result["concurrency"].items()))
+            f"{k}: {v['aggregate_img_s']} img/s ({v['speedup']}x)" for k, v in conc.items()
+            if k != "recommended_slots"))
+        k = conc["recommended_slots"]
+        text.append(f"recommended: {k} concurrent run(s) per card, the smallest count within "
+                    f"{SLOT_SHARE:.0%} of the best aggregate: set `gpu={k}` (times the number "
+                    "of cards) under resources in profiles/workstation/config.yaml")
+    if result["skipped"]:
+        text.append("skipped (time budget): " + ", ".join(result["skipped"]))
     return "\n".join(text)
 
 
-# ---- cost model ----------------------------------------------------------------------------
+def targets(perf: dict, est: dict | None, config_name: str) -> list[list]:
+    """The performance issue's targets against what was measured: [target, measured, met]."""
+    rows = []
 
-def estimate(config: dict, perf: dict) -> dict:
-    """Device-hours of a config's grid from measured throughputs.
+    def add(target, value, ok):
+        rows.append([target, "not measured" if value is None else value,
+                     "-" if value is None else ("yes" if ok else "NO")])
 
-    A run costs epochs x n_train / throughput. Throughput per architecture is the engine's
-    measured CE training images/s (compiled where measured); an architecture that was not
-    measured is an error. A student with teachers adds each teacher's forward pass, taken as
-    one third of that teacher's training time per image (forward ~ 1/3 of forward+backward),
-    and ALM methods multiply by the measured almkd/kd (or almkd_full/kd) ratio.
-    """
-    from .grid import plan
-
-    p = plan(config)
-    ips = {r["arch"]: max(r.get("engine_img_s", 0), r.get("compiled_img_s", 0))
-           for r in perf["paths"]}
+    paths = {p["arch"]: p for p in perf.get("paths", [])}
+    for arch in ("cifar_resnet8", "cifar_resnet56"):
+        row = paths.get(arch, {})
+        ratios = {v: row[f"{v}_over_naive"] for v in ENGINE_VARIANTS if f"{v}_over_naive" in row}
+        best = max(ratios, key=ratios.get) if ratios else None
+        add(f"{arch} CE: engine >= 3x naive",
+            ", ".join(f"{v} {r}x" for v, r in ratios.items()) or None,
+            best is not None and ratios["engine"] >= 3)
+    frac = paths.get("small_resnet18", {}).get("fraction_of_peak")
+    add(f"small_resnet18 >= 25% of measured {perf.get('peak', {}).get('dtype', '')} peak",
+        None if frac is None else f"{frac:.1%} of {perf['peak']['tflops']} TFLOP/s",
+        frac is not None and frac >= 0.25)
     st = perf.get("students", {})
-    factor = {"almkd": st.get("almkd_over_kd", 1.0), "amal": st.get("almkd_over_kd", 1.0),
-              "almkd_full": st.get("almkd_full_over_kd_per_step", 1.0)}
-    val = config.get("val_fraction", 0.1)
-    seconds = {"teachers": 0.0, "students": 0.0}
-    missing = set()
-    for r in p.teacher_runs + p.student_runs:
-        if r.dataset not in POOL_SIZES:
-            raise UserError(f"--estimate: no training-set size known for {r.dataset!r}")
-        n_train = POOL_SIZES[r.dataset] * (1 - val)
-        per_image = 0.0
-        for arch, share in [(r.arch, 1.0)] + [(t.split("/")[4].replace("-cleanT", ""), 1 / 3)
-                                              for t in r.teachers]:
-            if arch not in ips or not ips[arch]:
-                missing.add(arch)
-                continue
-            per_image += share / ips[arch]
-        per_image *= factor.get(r.method, 1.0) if r.kind == "student" else 1.0
-        seconds["teachers" if r.kind == "teacher" else "students"] += (
-            dict(r.train)["epochs"] * n_train * per_image)
-    if missing:
-        raise UserError(f"--estimate: the perf results have no throughput for "
-                        f"{', '.join(sorted(missing))}; measure them with "
-                        f"`noisykd perf --archs {' '.join(sorted(missing))}`")
-    return {"runs": len(p.teacher_runs) + len(p.student_runs),
-            "teacher_hours": round(seconds["teachers"] / 3600, 1),
-            "student_hours": round(seconds["students"] / 3600, 1),
-            "total_hours": round(sum(seconds.values()) / 3600, 1),
-            "card": perf["info"].get("card")}
+    value = st.get("almkd_over_kd_paper_schedule")
+    add("almkd <= 1.25x kd per epoch, averaged over a training", value,
+        value is not None and value <= 1.25)
+    value = st.get("almkd_full_over_kd_per_step")
+    add("almkd_full <= 3.5x kd per step", value, value is not None and value <= 3.5)
+    conc = perf.get("concurrency")
+    best = max((r["speedup"] for k, r in conc.items() if k != "recommended_slots"),
+               default=None) if conc else None
+    add(">= 2x aggregate with concurrent cifar_resnet8 runs", best,
+        best is not None and best >= 2)
+    if est is not None:
+        hours = est.get("concurrent_total_hours", est["total_hours"])
+        add(f"{config_name} <= 24 device-hours (estimate)",
+            f"{est['total_hours']} h one at a time"
+            + (f", {hours} h with {est['concurrent_slots']} per card"
+               if "concurrent_total_hours" in est else ""), hours <= 24)
+    return rows
 
 
 def main_perf(args) -> None:
-    if not args.estimate and args.n < 1024:
-        raise UserError(f"--n must be at least 1024 (a stratified 10% validation split needs "
-                        f"one image per class of 100), got {args.n}")
     if args.estimate:
         import yaml
 
         if not args.measured or not Path(args.measured).is_file():
             raise UserError("--estimate needs --measured PERF.json from an earlier "
                             "`noisykd perf --json PERF.json` on the card to estimate for")
+        if not Path(args.estimate).is_file():
+            raise UserError(f"--estimate: config {args.estimate} does not exist")
         config = yaml.safe_load(Path(args.estimate).read_text())
         perf = json.loads(Path(args.measured).read_text())
-        est = estimate(config, perf)
-        print(f"{args.estimate}: {est['runs']} runs, about {est['total_hours']} device-hours "
-              f"on {est['card']} ({est['teacher_hours']} for teachers, {est['student_hours']} "
-              "for students), one run at a time")
+        est = estimate(config, perf, args.variant)
+        print(format_estimate(str(args.estimate), est))
+        if args.targets:
+            from tabulate import tabulate
+
+            print(f"targets on {perf['info'].get('card')} (torch {perf['info'].get('torch')}):")
+            print(tabulate(targets(perf, est, Path(args.estimate).name),
+                           headers=["target", "measured", "met"], tablefmt="github"))
         return
+    if args.n < 1024:
+        raise UserError(f"--n must be at least 1024 (a stratified 10% validation split needs "
+                        f"one image per class of 100), got {args.n}")
+    try:
+        counts = [int(k) for k in args.concurrency.split(",") if k.strip()]
+    except ValueError:
+        raise UserError(f"--concurrency must be comma-separated integers, got "
+                        f"{args.concurrency!r}") from None
+    if any(k < 1 for k in counts):
+        raise UserError(f"--concurrency counts must be >= 1, got {args.concurrency!r}")
+
+    def save(result):
+        if args.json:
+            write_json_atomic(args.json, result)
+
     result = run_perf(args.archs, args.n, args.epochs, args.device, not args.no_compile,
-                      not args.no_students, [int(k) for k in args.concurrency.split(",")
-                                             if k.strip()])
-    print(format_perf(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    sys.stdout.flush()
+                      not args.no_students, counts, args.cost_model_archs, args.budget_s,
+                      args.teacher, on_phase=save)
+    save(result)
+    print(format_perf(result), flush=True)
+

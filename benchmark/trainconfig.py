@@ -12,6 +12,9 @@ from .errors import UserError
 
 SCHEDULES = ("step", "cosine", "constant")
 AUGMENTS = ("auto", "none", "crop", "crop_flip")
+# torch.compile modes; reduce-overhead adds CUDA graphs (what small models need on a GPU,
+# where kernel launches, not arithmetic, bound a step)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class TrainConfig:
     amp: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; "on" / "off"
     channels_last: str = "auto"  # auto: on CUDA only
     compile: bool = False
+    compile_mode: str = "default"  # with compile: one of COMPILE_MODES
     eval_batch_size: int = 1024
     checkpoint_every: int = 1
     keep_checkpoint: bool = False
@@ -54,6 +58,8 @@ class TrainConfig:
             (self.augment in AUGMENTS, "augment", f"one of {', '.join(AUGMENTS)}"),
             (self.amp in ("auto", "on", "off"), "amp", "auto, on or off"),
             (self.channels_last in ("auto", "on", "off"), "channels_last", "auto, on or off"),
+            (self.compile_mode in COMPILE_MODES, "compile_mode",
+             f"one of {', '.join(COMPILE_MODES)}"),
             (self.checkpoint_every >= 1, "checkpoint_every", ">= 1"),
             (self.eval_batch_size >= 1, "eval_batch_size", ">= 1"),
         ]

@@ -252,3 +252,31 @@ def test_cli_training_errors_are_one_line(tmp_path, labels, capsys):
                  "--seed", "0", "--out", str(tmp_path / "o"), "--epochs", "0"])
     err = capsys.readouterr().err
     assert code == 2 and "training key 'epochs' must be an integer >= 1" in err
+
+
+def test_compiled_training_matches_eager(tmp_path, labels):
+    """torch.compile (and its reduce-overhead mode, which falls back to plain compiled code
+    off CUDA) trains the same model as eager code, up to floating-point reassociation."""
+    eager = run(request(tmp_path, labels, epochs=2, name="eager",
+                        cfg=TrainConfig(epochs=2, batch_size=64, lr=0.05, milestones=(2,))))
+    compiled = run(request(tmp_path, labels, epochs=2, name="compiled",
+                           cfg=TrainConfig(epochs=2, batch_size=64, lr=0.05, milestones=(2,),
+                                           compile=True, compile_mode="reduce-overhead")))
+    assert compiled["config_hash"] == eager["config_hash"]  # a runtime switch, not a new run
+    for key in ("train_loss_last", "test_acc_last"):
+        assert compiled[key] == pytest.approx(eager[key], rel=2e-3, abs=2e-3), key
+    with pytest.raises(UserError, match="compile_mode"):
+        TrainConfig(compile=True, compile_mode="fast")
+
+
+def test_each_compiled_trainer_really_compiles(tmp_path, labels, monkeypatch):
+    """Dynamo stops compiling a code object after recompile_limit graphs and falls back to
+    eager silently; a process training several architectures must not hit that."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, milestones=(1,), compile=True)
+    for arch in ("mlp_8", "mlp_12", "mlp_16"):
+        before = counters["stats"]["unique_graphs"]
+        run(request(tmp_path, labels, arch=arch, epochs=1, cfg=cfg, name=arch))
+        assert counters["stats"]["unique_graphs"] > before, arch
