@@ -183,6 +183,8 @@ def matmul_peak(device) -> dict:
 
 
 def _peak_memory_mb(device) -> float:
+    """CUDA: the most memory allocated since this architecture's paths began (all of them
+    together); CPU: the process's peak resident set so far (it only grows)."""
     import resource
 
     import torch
@@ -399,8 +401,9 @@ def format_perf(result: dict) -> str:
                        p.get("fraction_of_peak", "-"), p.get("peak_memory_mb")])
     headers = ([f"{v} img/s" for v in variants] + [f"{v}/naive" for v in variants
                                                     if v != "naive"]
-               + ["compile s", "GFLOP/img", "TFLOP/s", "of peak", "peak MB"])
+               + ["compile s", "GFLOP/img", "TFLOP/s", "of peak"])
     info, peak = result["info"], result["peak"]
+    headers.append("peak MB" if info["device"].startswith("cuda") else "max RSS MB")
     text = [f"device: {info['card']} ({info['device']}), torch {info['torch']}, {info['n']} "
             f"images, {info['epochs']} timed epochs; measured {peak['dtype']} matrix-product "
             f"peak {peak['tflops']} TFLOP/s",

@@ -4,8 +4,9 @@
 #
 #   bash scripts/gpu_perf.sh                      # on a CUDA machine, from the repo root
 #
-# It installs nothing: it needs python3 with torch, timm, numpy, pyyaml and tabulate (the
-# device image has them; Snakemake is not needed) and runs the suite from the source tree.
+# It installs nothing: it needs python3 with torch, timm, numpy, scikit-learn, pyyaml and
+# tabulate (the device image has them; Snakemake is not needed) and runs the suite from the
+# source tree. Checked here on CPU with torch 2.11.0, the device image's version.
 # Measurement phases start only within PERF_BUDGET_S seconds (default 330: with compile
 # times and the estimate the whole script stays under 8 minutes); a phase not started is
 # listed as skipped, and perf.json is rewritten after every phase, so a cut-short run keeps
