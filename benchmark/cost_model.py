@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from .errors import UserError
+from .labels import DEFAULT_VAL_FRACTION
 
 # training pool (before the validation split) and test set sizes, as the loaders build them
 POOL_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "digits": 1_437,
@@ -87,7 +88,7 @@ def estimate(config: dict, perf: dict, variant: str | None = None) -> dict:
     slots = concurrency.get("recommended_slots")
     speedup = concurrency.get(str(slots), {}).get("speedup") if slots and slots > 1 else None
     teacher_arch = {t.out: t.arch for t in p.teacher_runs}
-    val = config.get("val_fraction", 0.1)
+    val = config.get("val_fraction", DEFAULT_VAL_FRACTION)
     seconds = {"teachers": 0.0, "students": 0.0}
     concurrent_seconds = 0.0
     missing = set()
@@ -95,8 +96,9 @@ def estimate(config: dict, perf: dict, variant: str | None = None) -> dict:
         if r.dataset not in POOL_SIZES:
             raise UserError(f"--estimate: no training-set size known for {r.dataset!r}")
         archs = [r.arch] + [teacher_arch[t] for t in r.teachers]
-        missing.update(a for a in archs if a not in ips)
-        if any(a not in ips for a in archs):
+        unmeasured = {a for a in archs if a not in ips}
+        if unmeasured:
+            missing |= unmeasured
             continue
         epochs = dict(r.train)["epochs"]
         n_train = POOL_SIZES[r.dataset] * (1 - val)

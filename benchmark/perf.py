@@ -23,7 +23,9 @@ run cut short by a time limit keeps what it measured.
 
 from __future__ import annotations
 
+import functools
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -61,22 +63,32 @@ def _timed(device, fn, *args) -> float:
 
 
 def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
-def _fake_setup(n: int, device, arch: str, method: str = "ce", teacher: str | None = None,
-                hparams: dict | None = None, epochs: int = 3, **runtime):
-    """A Trainer over random CIFAR-shaped data, ready for _train_epoch calls."""
+@functools.cache
+def _scratch() -> Path:
+    """This process's temporary folder (the labels file; the Trainers' checkpoint and log
+    paths, which epoch-level timing never writes), removed when the process exits: through
+    multiprocessing's exit hook, which pool workers run and atexit handlers they skip."""
+    from multiprocessing.util import Finalize
+
+    folder = tempfile.mkdtemp(prefix="noisykd-perf-")
+    Finalize(None, shutil.rmtree, args=(folder, True), exitpriority=0)
+    return Path(folder)
+
+
+@functools.cache
+def _fake_data(n: int, device):
+    """Random CIFAR-shaped images with 100 classes and their labels, built once per process
+    and device and shared by every path and method (training only reads them)."""
     import numpy as np
-    import torch
-
-    from methods import build_method
 
     from .data.record import make_record
     from .device_data import DeviceData
-    from .engine import Trainer, use_channels_last
+    from .engine import use_channels_last
     from .labels import LabelsRequest, build_labels, read_labels
-    from .models import create_model
     from .noise import NoiseSpec
     from .runinfo import write_npz_atomic
     from .trainconfig import TrainConfig
@@ -86,20 +98,33 @@ def _fake_setup(n: int, device, arch: str, method: str = "ce", teacher: str | No
     y = np.arange(n) % 100
     rec = make_record("cifar100", x, y, x[:512], y[:512], [str(i) for i in range(100)],
                       "official")
-    tmp = Path(tempfile.mkdtemp(prefix="noisykd-perf-"))
-    write_npz_atomic(tmp / "l.npz", build_labels(
+    path = _scratch() / f"labels-{n}.npz"
+    write_npz_atomic(path, build_labels(
         LabelsRequest("cifar100", NoiseSpec("symmetric", 0.2), 0), rec))
-    lf = read_labels(tmp / "l.npz")
+    lf = read_labels(path)
+    channels_last = use_channels_last(TrainConfig(device=str(device)), device)
+    return rec, lf, DeviceData(rec, lf, device, channels_last=channels_last)
+
+
+def _fake_trainer(n: int, device, arch: str, method: str = "ce", teacher: str | None = None,
+                  hparams: dict | None = None, epochs: int = 3, **runtime):
+    """A Trainer over the shared random data, ready for _train_epoch calls."""
+    import torch
+
+    from methods import build_method
+
+    from .engine import Trainer
+    from .models import create_model
+    from .trainconfig import TrainConfig
+
     cfg = TrainConfig(epochs=epochs, batch_size=128, device=str(device), **runtime)
-    data = DeviceData(rec, lf, device, channels_last=use_channels_last(cfg, device))
     torch.manual_seed(0)
     teachers = [create_model(teacher, 100, (3, 32, 32)).eval()] if teacher else []
-    trainer = Trainer(model=create_model(arch, 100, (3, 32, 32)), data=data,
-                      method=build_method(method, **(hparams or {})), teachers=teachers,
-                      cfg=cfg, seed=0, role="student", run_id=f"perf-{arch}-{method}",
-                      spec_hash="perf", checkpoint_dir=tmp, log_path=tmp / "log.csv",
-                      progress=False)
-    return trainer, rec, lf
+    return Trainer(model=create_model(arch, 100, (3, 32, 32)), data=_fake_data(n, device)[2],
+                   method=build_method(method, **(hparams or {})), teachers=teachers,
+                   cfg=cfg, seed=0, role="student", run_id=f"perf-{arch}-{method}",
+                   spec_hash="perf", checkpoint_dir=_scratch(), log_path=_scratch() / "log.csv",
+                   progress=False)
 
 
 class _NaiveLoop:
@@ -201,17 +226,15 @@ def bench_paths(arch: str, n: int, epochs: int, device, variants) -> dict:
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    trainer0, rec, lf = _fake_setup(n, device, arch, epochs=epochs + 1)
+    rec, lf, _ = _fake_data(n, device)
     runners, errors = {}, {}
     for name in variants:
         try:
             if name == "naive":
                 runners[name] = _NaiveLoop(arch, rec, lf, device).epoch
-            elif name == "engine":
-                runners[name] = trainer0._train_epoch
             else:
-                runners[name] = _fake_setup(n, device, arch, epochs=epochs + 1,
-                                            **ENGINE_VARIANTS[name])[0]._train_epoch
+                runners[name] = _fake_trainer(n, device, arch, epochs=epochs + 1,
+                                              **ENGINE_VARIANTS[name])._train_epoch
         except Exception as exc:  # noqa: BLE001 - report the path as failing, measure the rest
             errors[name] = _error(exc)
     warmup: dict[str, float] = {}
@@ -265,8 +288,8 @@ def bench_students(n: int, device, teacher: str = "cifar_resnet56") -> dict:
     for method, hp in (("ce", {}), ("kd", {}), ("almkd", {"meta_start": 1, "meta_every": 1}),
                        ("amal", {"meta_start": 1, "meta_every": 1}),
                        ("almkd_full", {"meta_start": 0})):
-        trainer = _fake_setup(n, device, "cifar_resnet8", method,
-                              None if method == "ce" else teacher, hp)[0]
+        trainer = _fake_trainer(n, device, "cifar_resnet8", method,
+                                None if method == "ce" else teacher, hp)
         trainer.ctx.lr = 0.1
         trainer.method.on_epoch_start(0, trainer.ctx)
         trainer._train_epoch(0)  # warm-up
@@ -274,6 +297,8 @@ def bench_students(n: int, device, teacher: str = "cifar_resnet56") -> dict:
         refresh_s[method] = _timed(device, trainer.method.on_epoch_start, 1, trainer.ctx)
         epoch_s[method] = _timed(device, trainer._train_epoch, 1)
     kd = epoch_s["kd"]
+    # averaged over the paper's training: 200 epochs, refreshes on the default schedule
+    refreshes = n_refreshes(200, ALM_DEFAULTS["meta_start"], ALM_DEFAULTS["meta_every"])
     res = {"teacher": teacher, **{f"{m}_s_per_epoch": round(v, 3) for m, v in epoch_s.items()}}
     res["kd_over_ce"] = round(kd / epoch_s["ce"], 3)
     for m in ("almkd", "amal"):
@@ -281,8 +306,6 @@ def bench_students(n: int, device, teacher: str = "cifar_resnet56") -> dict:
         res[f"{m}_epoch_over_kd"] = round(epoch_s[m] / kd, 3)
         res[f"{m}_refresh_over_kd_epoch"] = round(refresh_s[m] / kd, 3)
         res[f"{m}_over_kd_epoch_with_refresh"] = round((epoch_s[m] + refresh_s[m]) / kd, 3)
-        # averaged over the paper's training: 200 epochs, refreshes from the defaults
-        refreshes = n_refreshes(200, ALM_DEFAULTS["meta_start"], ALM_DEFAULTS["meta_every"])
         res[f"{m}_over_kd_paper_schedule"] = round(
             (200 * epoch_s[m] + refreshes * refresh_s[m]) / (200 * kd), 3)
     res["almkd_full_over_kd_per_step"] = round(epoch_s["almkd_full"] / kd, 3)
@@ -298,7 +321,7 @@ def _concurrent_worker(args):
     device = torch.device(device_name)
     if device.type == "cpu":  # share the cores instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // k))
-    trainer = _fake_setup(n, device, "cifar_resnet8", epochs=epochs + 1)[0]
+    trainer = _fake_trainer(n, device, "cifar_resnet8", epochs=epochs + 1)
     trainer._train_epoch(0)
     _sync(device)
     t0 = time.perf_counter()
@@ -320,6 +343,8 @@ def bench_concurrency(n: int, epochs: int, device, counts=(1, 2, 4, 8)) -> dict:
             t0 = time.perf_counter()
             results = pool.map(_concurrent_worker, [(n, epochs, str(device), k)] * k)
             wall = time.perf_counter() - t0
+            pool.close()  # let the workers exit (and clean up) rather than be terminated
+            pool.join()
         images = sum(r[0] for r in results)
         slowest = max(r[1] for r in results)
         out[str(k)] = {"aggregate_img_s": round(images / slowest, 1),
@@ -355,6 +380,7 @@ def run_perf(archs, n: int, epochs: int, device_name: str, compile_: bool, stude
                              "variants": variants},
                     "paths": [], "skipped": []}
     result["peak"] = matmul_peak(device)
+
     def paths(arch, variants_, epochs_):
         row = bench_paths(arch, n, epochs_, device, variants_)
         result["paths"].append(add_flops(row, train_gflop_per_image(arch),
@@ -446,10 +472,9 @@ def targets(perf: dict, est: dict | None, config_name: str) -> list[list]:
     for arch in ("cifar_resnet8", "cifar_resnet56"):
         row = paths.get(arch, {})
         ratios = {v: row[f"{v}_over_naive"] for v in ENGINE_VARIANTS if f"{v}_over_naive" in row}
-        best = max(ratios, key=ratios.get) if ratios else None
         add(f"{arch} CE: engine >= 3x naive",
             ", ".join(f"{v} {r}x" for v, r in ratios.items()) or None,
-            best is not None and ratios["engine"] >= 3)
+            ratios.get("engine", 0) >= 3)
     frac = paths.get("small_resnet18", {}).get("fraction_of_peak")
     add(f"small_resnet18 >= 25% of measured {perf.get('peak', {}).get('dtype', '')} peak",
         None if frac is None else f"{frac:.1%} of {perf['peak']['tflops']} TFLOP/s",
@@ -483,8 +508,20 @@ def main_perf(args) -> None:
                             "`noisykd perf --json PERF.json` on the card to estimate for")
         if not Path(args.estimate).is_file():
             raise UserError(f"--estimate: config {args.estimate} does not exist")
-        config = yaml.safe_load(Path(args.estimate).read_text())
-        perf = json.loads(Path(args.measured).read_text())
+        try:
+            config = yaml.safe_load(Path(args.estimate).read_text())
+        except yaml.YAMLError as exc:
+            raise UserError(f"--estimate: {args.estimate} is not valid YAML: {exc}") from None
+        if not isinstance(config, dict):
+            raise UserError(f"--estimate: {args.estimate} is not a config (a mapping of keys)")
+        try:
+            perf = json.loads(Path(args.measured).read_text())
+        except ValueError as exc:
+            raise UserError(f"--measured: {args.measured} is not valid JSON: {exc}") from None
+        if not (isinstance(perf, dict) and isinstance(perf.get("info"), dict)
+                and isinstance(perf.get("paths"), list)):
+            raise UserError(f"--measured: {args.measured} is not a `noisykd perf --json` "
+                            "result (it needs 'info' and 'paths')")
         est = estimate(config, perf, args.variant)
         print(format_estimate(str(args.estimate), est))
         if args.targets:
@@ -497,6 +534,13 @@ def main_perf(args) -> None:
     if args.n < 1024:
         raise UserError(f"--n must be at least 1024 (a stratified 10% validation split needs "
                         f"one image per class of 100), got {args.n}")
+    if args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1 (timed epochs after the warm-up), got "
+                        f"{args.epochs}")
+    from .models import check_arch
+
+    for arch in [*args.archs, *args.cost_model_archs, args.teacher]:
+        check_arch(arch, (3, 32, 32))  # every name checked before any measurement
     try:
         counts = [int(k) for k in args.concurrency.split(",") if k.strip()]
     except ValueError:

@@ -118,19 +118,25 @@ def test_targets_read_the_measurements():
     assert rows["almkd_full <= 3.5x kd per step"] == (3.0, "yes")
     assert rows[">= 2x aggregate with concurrent cifar_resnet8 runs"] == (2.6, "yes")
     assert rows["paper.yaml <= 24 device-hours (estimate)"][1] == "yes"
+    # a failed engine path (only the compiled one measured) does not meet the engine target
+    only_compiled = {"paths": [{"arch": "cifar_resnet8", "compiled_over_naive": 4.0}]}
+    assert targets(only_compiled, None, "paper.yaml")[0][1:] == ["compiled 4.0x", "NO"]
     empty = {r[0]: r[2] for r in targets({}, None, "paper.yaml")}
     assert set(empty.values()) == {"-"}
 
 
 def test_gpu_script_runs_every_phase_on_cpu(tmp_path):
     """The prepared device script, with tiny CPU settings: every phase runs, the JSON and
-    the log come back, and the estimate and the targets are printed."""
+    the log come back, the estimate and the targets are printed, and no temporary file is
+    left behind."""
     config = tmp_path / "tiny.yaml"
     config.write_text(json.dumps({**CONFIG, "datasets": [
         {"name": "cifar100", "student": "cifar_resnet8", "teacher": "cifar_resnet8",
          "train": {"epochs": 3}}]}))
-    out = tmp_path / "out"
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
     env = {**os.environ, "OUT": str(out), "PERF_CONFIG": str(config), "PYTHON": sys.executable,
+           "TMPDIR": str(scratch),
            "PERF_ARGS": "--device cpu --n 1024 --epochs 1 --no-compile --archs cifar_resnet8 "
                         "--teacher cifar_resnet8 --concurrency=1,2 --cost-model-archs"}
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_perf.sh")], env=env,
@@ -146,15 +152,34 @@ def test_gpu_script_runs_every_phase_on_cpu(tmp_path):
     log = (out / "perf.log").read_text()
     for text in ("engine img/s", "device-hours", "targets on cpu", "whole script"):
         assert text in log, text
+    # every process, pool workers too, removed its scratch folder (torch keeps its caches)
+    assert not list(scratch.glob("noisykd-perf-*"))
 
 
-def test_perf_rejects_bad_arguments(capsys):
+def test_perf_rejects_bad_arguments(tmp_path, capsys):
     from benchmark.cli import main
 
-    assert main(["perf", "--n", "100"]) == 2
-    assert main(["perf", "--concurrency", "1,x"]) == 2
-    assert main(["perf", "--estimate", "workflows/config/paper.yaml"]) == 2
-    assert "--measured" in capsys.readouterr().err
+    def error(argv):
+        assert main(["perf", *argv]) == 2
+        return capsys.readouterr().err
+
+    assert "--n must be at least 1024" in error(["--n", "100"])
+    assert "--concurrency" in error(["--concurrency", "1,x"])
+    assert "--epochs must be at least 1" in error(["--epochs", "0"])
+    assert "'nosuch'" in error(["--teacher", "nosuch"])  # before any measurement
+    assert "--measured" in error(["--estimate", "workflows/config/paper.yaml"])
+    bad_yaml, bad_json, other_json = (tmp_path / "c.yaml", tmp_path / "p.json",
+                                      tmp_path / "q.json")
+    bad_yaml.write_text("a: [1\n")
+    bad_json.write_text('{"info": 1')
+    other_json.write_text('{"info": {}}')
+    assert "c.yaml is not valid YAML" in error(["--estimate", str(bad_yaml), "--measured",
+                                                str(other_json)])
+    paper = "workflows/config/paper.yaml"
+    assert "p.json is not valid JSON" in error(["--estimate", paper, "--measured",
+                                                str(bad_json)])
+    assert "q.json is not a `noisykd perf --json` result" in error(
+        ["--estimate", paper, "--measured", str(other_json)])
 
 
 def test_a_spent_budget_skips_the_phases_and_says_so():
