@@ -32,7 +32,7 @@ POOL_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "d
 TEST_SIZES = {"cifar10": 10_000, "cifar100": 10_000, "fashion_mnist": 10_000, "digits": 360,
               "synthetic": 1_000}
 FORWARD_SHARE = 1 / 3
-ALM_METHODS = ("almkd", "amal")
+REFRESH_METHODS = ("almkd", "amal")  # priced as their epochs plus their refreshes
 
 
 def variant_of_runtime(runtime: dict) -> str:
@@ -60,8 +60,8 @@ def method_factor(method: str, hparams: dict, epochs: int, students: dict) -> fl
     if method not in HPARAM_DEFAULTS or method in ("ce", "kd", "fixed_alpha"):
         return 1.0
     hp = {**HPARAM_DEFAULTS[method], **hparams}
-    if method in ALM_METHODS or (method == "almkd_full" and hp["schedule"] == "almkd"):
-        key = method if method in ALM_METHODS else "almkd"
+    if method in REFRESH_METHODS or (method == "almkd_full" and hp["schedule"] == "almkd"):
+        key = method if method in REFRESH_METHODS else "almkd"
         epoch, refresh = (students.get(f"{key}_epoch_over_kd"),
                           students.get(f"{key}_refresh_over_kd_epoch"))
         if epoch is None or refresh is None:

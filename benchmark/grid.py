@@ -34,8 +34,7 @@ DATASET_KEYS = {"name", "student", "teacher", "multi_teachers", "train", "teache
                 "noise"}
 RUNTIME_DEFAULTS = {"device": "auto", "threads": 1, "gpu": 0, "mem_mb": 4000,
                     "runtime_min": 120, "compile": False, "compile_mode": "default",
-                    "checkpoint_every": 1,
-                    "keep_checkpoint": False}
+                    "checkpoint_every": 1, "keep_checkpoint": False}
 
 
 # ---- ids -----------------------------------------------------------------------------------
