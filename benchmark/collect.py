@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UserError
-from .grid import setup_kind
+from .grid import setup_kind, teacher_id
 
 RUN_COLUMNS = ["dataset", "noise_id", "noise_kind", "rate", "variant", "setup_id", "setup",
                "method", "method_id", "alpha", "seed", "test_acc_best_val", "test_acc_last",
@@ -20,11 +20,11 @@ RUN_COLUMNS = ["dataset", "noise_id", "noise_kind", "rate", "variant", "setup_id
                "train_time_s", "teacher_ids", "cell_spec", "git_commit", "git_dirty", "path"]
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path):
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable metrics.json ({exc})") from None
+        raise UserError(f"{path}: unreadable {path.name} ({exc})") from None
 
 
 def _noise_fields(noise_id: str) -> dict:
@@ -63,8 +63,8 @@ def collect_runs(results: Path) -> pd.DataFrame:
             "val_acc_best": m["val_acc_best"], "val_acc_last": m["val_acc_last"],
             "best_epoch": m["best_epoch"], "epochs": m["epochs"],
             "images_per_s": m.get("images_per_s"), "train_time_s": m.get("train_time_s"),
-            "teacher_ids": tuple(t["arch"] + ("-cleanT" if t.get("teacher_labels") == "clean"
-                                              else "") for t in spec.get("teachers", [])),
+            "teacher_ids": tuple(teacher_id(t["arch"], t.get("teacher_labels"))
+                                 for t in spec.get("teachers", [])),
             "cell_spec": _cell_spec(spec), "git_commit": git.get("commit"),
             "git_dirty": git.get("dirty"), "path": str(path.parent)})
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -94,12 +94,11 @@ class Completeness:
 
 
 def expected_runs(results: Path) -> tuple[list[str], str]:
-    """Run folders the grid expects: from results/expected_runs.json (written by the
-    workflow) when present, else every (dataset, noise, setup, method) seen times every
-    seed seen for that (dataset, noise)."""
+    """Run folders the grid expects, from results/expected_runs.json (written by the
+    workflow); none when it is absent (completeness then derives them from the runs)."""
     listing = Path(results) / "expected_runs.json"
     if listing.is_file():
-        return json.loads(listing.read_text()), f"{listing.name} (the workflow's plan)"
+        return _read(listing), f"{listing.name} (the workflow's plan)"
     return [], "runs found under results/runs (no expected_runs.json)"
 
 
@@ -107,6 +106,8 @@ def completeness(results: Path, runs: pd.DataFrame) -> Completeness:
     expected, source = expected_runs(results)
     found = set(runs["path"])
     if not expected and len(runs):
+        # every (dataset, noise, setup, method) seen times every seed seen for its
+        # (dataset, noise)
         seeds = runs.groupby(["dataset", "noise_id"])["seed"].agg(lambda s: sorted(set(s)))
         cells = runs[["dataset", "noise_id", "setup_id", "method_id"]].drop_duplicates()
         expected = [str(Path(results) / "runs" / c.dataset / c.noise_id / c.setup_id /

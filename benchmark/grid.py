@@ -16,6 +16,8 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 
+from methods.hparams import HPARAM_DEFAULTS
+
 from .data import dataset_names, get_entry
 from .errors import UserError
 from .noise import NoiseSpec, format_rate
@@ -24,7 +26,7 @@ from .trainconfig import TrainConfig
 
 LABELS_PATTERN = "results/labels/{dataset}/{noise_id}/seed{seed}.npz"
 SETUPS = ("single", "multi", "self")
-METHOD_NAMES = ("ce", "kd", "fixed_alpha", "almkd", "amal", "almkd_full")
+METHOD_NAMES = tuple(HPARAM_DEFAULTS)  # methods/hparams.py lists every method once
 ALM_METHODS = ("almkd", "amal", "almkd_full")
 TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
 TOP_KEYS = {"datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
@@ -261,8 +263,6 @@ def _methods(config: dict) -> list[MethodSpec]:
 
 def _check_method_hparams(methods: list[MethodSpec]) -> None:
     """Unknown hyper-parameters fail at planning time, not in a job hours later."""
-    from methods.hparams import HPARAM_DEFAULTS  # torch-free
-
     for m in methods:
         known = set(HPARAM_DEFAULTS[m.name])
         unknown = {k for k, _ in m.hparams} - known

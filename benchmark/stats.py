@@ -18,7 +18,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-ALM = ("almkd", "amal", "almkd_full")
+from .grid import ALM_METHODS
+
 BASELINES = ("ce", "kd", "fixed_alpha")
 METRICS = {"best": ("test_acc_best_val", "val_acc_best"), "last": ("test_acc_last", "val_acc_last")}
 CELL = ["dataset", "noise_id", "setup"]
@@ -86,7 +87,7 @@ def paired_comparisons(scores: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for cell, g in scores.groupby(CELL):
         wide = g.pivot_table(index="seed", columns="row", values="score")
-        alms = [c for c in wide.columns if c.split("-")[0] in ALM]
+        alms = [c for c in wide.columns if c.split("-")[0] in ALM_METHODS]
         bases = [c for c in wide.columns if c.split("-")[0] in BASELINES]
         for a in alms:
             for b in bases:
