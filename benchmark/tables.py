@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import pandas as pd
 from tabulate import tabulate
 
+from .grid import METHOD_NAMES
 from .stats import ALPHA, CELL, WILCOXON_MIN_N
 
-ROW_ORDER = ("ce", "kd", "fixed_alpha", "almkd", "amal", "almkd_full")
+ROW_ORDER = METHOD_NAMES  # rows in the order methods/hparams.py lists them
 METRIC_NAMES = {"best": "test accuracy at the best clean-validation epoch",
                 "last": "test accuracy at the last epoch"}
 
