@@ -9,9 +9,17 @@ import pandas as pd
 from tabulate import tabulate
 
 from .collect import collect_runs, collect_teachers, completeness
-from .grid import report_tables
+from .grid import ALM_METHODS, report_tables
 from .runinfo import atomic_write_text
-from .stats import METRICS, markers, method_scores, paired_comparisons, ranks, summarise
+from .stats import (
+    METRICS,
+    WILCOXON_MIN_N,
+    markers,
+    method_scores,
+    paired_comparisons,
+    ranks,
+    summarise,
+)
 
 
 def teacher_context(runs: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
@@ -65,15 +73,12 @@ def write_report(results: Path) -> list[Path]:
 
     setup_ids = set(runs["setup_id"]) if len(runs) else {"none"}
     wanted = {name.rsplit("_", 1)[0] for name in report_tables(setup_ids)}
-    context = teacher_context(runs, teacher_frame) if len(runs) else pd.DataFrame(
-        columns=["dataset", "noise_id", "setup", "teacher_acc", "teacher_agreement"])
+    context = teacher_context(runs, teacher_frame)
     rank_md = ["# Average ranks and Friedman tests\n"]
     comparisons_all = []
     for metric in METRICS:
-        scores = method_scores(runs, metric) if len(runs) else pd.DataFrame(
-            columns=["dataset", "noise_id", "setup", "method", "seed", "row", "score", "alpha"])
-        summary = summarise(scores) if len(scores) else pd.DataFrame(
-            columns=["dataset", "noise_id", "setup", "row", "mean", "std", "n", "alphas"])
+        scores = method_scores(runs, metric)
+        summary = summarise(scores)
         for setup in sorted(wanted):
             sub = scores[scores["setup"] == setup]
             comp_tab = paired_comparisons(sub)
@@ -84,7 +89,7 @@ def write_report(results: Path) -> list[Path]:
             put(tdir / f"{setup}_{metric}.md", tables.to_markdown(table))
             put(tdir / f"{setup}_{metric}.tex", tables.to_latex(table))
             put(tdir / f"{setup}_{metric}.csv", tables.to_csv(table))
-        avg, test = ranks(summary) if len(summary) else (pd.DataFrame(), {})
+        avg, test = ranks(summary)
         rank_md.append(f"\n## {tables.METRIC_NAMES[metric]}\n\n"
                        + _markdown(avg.round(2) if len(avg) else avg, "No cell has every method.")
                        + ("\nFriedman test over {cells} cells and {methods} methods: "
@@ -97,10 +102,11 @@ def write_report(results: Path) -> list[Path]:
                    + _markdown(comps.round(5).astype(object).where(comps.notna(), "")
                                if len(comps) else comps, "No comparisons.")
                    + "\nt_p: paired t-test; wilcoxon_p: Wilcoxon signed-rank, only when "
-                     "n >= 6; *_holm: Holm-adjusted within one table (setup and metric).\n")
+                     f"n >= {WILCOXON_MIN_N}; *_holm: Holm-adjusted within one table (setup "
+                     "and metric).\n")
     put(tdir / "ranks.md", "".join(rank_md))
     alpha = figures.load_alpha(results)
-    if len(alpha) or (len(runs) and runs["method"].isin(["almkd", "amal", "almkd_full"]).any()):
+    if len(alpha) or (len(runs) and runs["method"].isin(ALM_METHODS).any()):
         written += figures.alm_weights(alpha, fdir / "alm_weights")
         written += figures.alm_weight_vs_teacher(alpha, fdir / "alm_weight_vs_teacher")
     atomic_write_text(tdir / "manifest.json", json.dumps([str(p) for p in written], indent=1))
