@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from .errors import UserError
+from .grid import ALM_METHODS, plan
 from .labels import DEFAULT_VAL_FRACTION
 
 # training pool (before the validation split) and test set sizes, as the loaders build them
@@ -57,7 +58,7 @@ def method_factor(method: str, hparams: dict, epochs: int, students: dict) -> fl
     """A run's training cost relative to kd with the same teachers (1 for ce, kd, fixed_alpha)."""
     from methods.hparams import HPARAM_DEFAULTS
 
-    if method not in HPARAM_DEFAULTS or method in ("ce", "kd", "fixed_alpha"):
+    if method not in ALM_METHODS:
         return 1.0
     hp = {**HPARAM_DEFAULTS[method], **hparams}
     if method in REFRESH_METHODS or (method == "almkd_full" and hp["schedule"] == "almkd"):
@@ -77,8 +78,6 @@ def method_factor(method: str, hparams: dict, epochs: int, students: dict) -> fl
 
 
 def estimate(config: dict, perf: dict, variant: str | None = None) -> dict:
-    from .grid import plan
-
     p = plan(config)
     variant = variant or variant_of_runtime(p.runtime)
     ips = {row["arch"]: row[f"{variant}_img_s"] for row in perf["paths"]

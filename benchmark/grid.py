@@ -28,6 +28,7 @@ LABELS_PATTERN = "results/labels/{dataset}/{noise_id}/seed{seed}.npz"
 SETUPS = ("single", "multi", "self")
 METHOD_NAMES = tuple(HPARAM_DEFAULTS)  # methods/hparams.py lists every method once
 ALM_METHODS = ("almkd", "amal", "almkd_full")
+BASELINE_METHODS = tuple(m for m in METHOD_NAMES if m not in ALM_METHODS)
 TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
 TOP_KEYS = {"datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
             "teacher_checkpoint", "val_fraction", "data_root", "cifar_n_dir", "download",

@@ -18,9 +18,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from .grid import ALM_METHODS, METHOD_NAMES
+from .grid import ALM_METHODS, BASELINE_METHODS
 
-BASELINES = tuple(m for m in METHOD_NAMES if m not in ALM_METHODS)  # ce, kd, fixed_alpha
+BASELINES = BASELINE_METHODS  # ce, kd, fixed_alpha
 METRICS = {"best": ("test_acc_best_val", "val_acc_best"), "last": ("test_acc_last", "val_acc_last")}
 CELL = ["dataset", "noise_id", "setup"]
 WILCOXON_MIN_N = 6
