@@ -115,6 +115,9 @@ def _add_training_options(p) -> None:
                    help="epochs at which a step schedule multiplies the lr by --gamma")
     g.add_argument("--gamma", type=float, default=d.gamma)
     g.add_argument("--augment", default=d.augment, help="auto, none, crop or crop_flip")
+    g.add_argument("--protocol", default=d.protocol,
+                   help="suite (default) or authors: reproduce the ALM-KD authors' released "
+                        "code where it differs (docs/reproduction-notes.md)")
     g = p.add_argument_group("runtime (not part of the run's identity)")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     g.add_argument("--amp", default=d.amp, help="bf16 autocast: auto (CUDA only), on, off")
@@ -146,7 +149,8 @@ def _train_config(args):
     return TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
         nesterov=args.nesterov, weight_decay=args.weight_decay, schedule=args.schedule,
-        milestones=milestones, gamma=args.gamma, augment=args.augment, device=args.device,
+        milestones=milestones, gamma=args.gamma, augment=args.augment,
+        protocol=args.protocol, device=args.device,
         amp=args.amp, channels_last=args.channels_last, compile=args.compile,
         compile_mode=args.compile_mode, eval_batch_size=args.eval_batch_size,
         checkpoint_every=args.checkpoint_every, keep_checkpoint=args.keep_checkpoint)

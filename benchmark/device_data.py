@@ -58,7 +58,7 @@ class DeviceData:
 
     def __init__(self, record: DatasetRecord, labels: LabelsFile, device: torch.device,
                  augment: str = "auto", train_labels: str = "noisy",
-                 channels_last: bool = False):
+                 channels_last: bool = False, raw_features: bool = False):
         labels.check_dataset(record)
         if train_labels not in ("noisy", "clean"):
             raise UserError(f"train_labels must be noisy or clean, got {train_labels!r}")
@@ -82,8 +82,11 @@ class DeviceData:
         self.y_val = to(a["val_labels"])
         self.y_test = to(a["test_labels"])
         shape = (1, -1, 1, 1) if record.is_image else (1, -1)
-        self.mean = torch.tensor(record.mean, dtype=torch.float32, device=device).view(shape)
-        self.std = torch.tensor(record.std, dtype=torch.float32, device=device).view(shape)
+        mean, std = record.mean, record.std
+        if raw_features and not record.is_image:  # fed as the authors' loader gives them
+            mean, std = [0.0] * len(mean), [1.0] * len(std)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(shape)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(shape)
 
     def _inputs(self, x) -> torch.Tensor:
         return torch.as_tensor(x).to(self.device)
@@ -110,10 +113,10 @@ class DeviceData:
     def train_batch(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return self._normalise(self.x_train[idx], gen)
 
-    def eval_batches_at(self, split: str, idx: torch.Tensor):
-        """One un-augmented, normalised batch of the given positions of a split."""
-        x, y = self._split(split)
-        yield self._normalise(x[idx]), y[idx]
+    def batch(self, split: str, idx: torch.Tensor, gen: torch.Generator | None = None):
+        """Inputs at positions ``idx`` of a split, normalised; augmented as in training when
+        ``gen`` is given (the authors' refresh draws validation batches that way)."""
+        return self._normalise(self._split(split)[0][idx], gen)
 
     def eval_batches(self, split: str, batch_size: int):
         x, y = self._split(split)

@@ -31,6 +31,7 @@ from methods.base import Method, MethodContext, StepOutput
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .device_data import DeviceData
 from .errors import UserError
+from .protocol import cosine_period, teachers_train_mode
 from .runinfo import atomic_write_text, derive_seed
 from .trainconfig import TrainConfig
 
@@ -85,7 +86,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig):
     if cfg.schedule == "step":
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), cfg.gamma)
     elif cfg.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=cosine_period(cfg.protocol, cfg.epochs))
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
     return opt, sched
@@ -137,7 +139,12 @@ class Trainer:
         self.amp_dtype = autocast_dtype(cfg, self.device)
         memory_format = torch.channels_last if data.channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=memory_format)
-        self.teachers = [t.to(self.device, memory_format=memory_format).eval() for t in teachers]
+        # Teachers in eval mode, except under protocol authors, whose scripts leave them in
+        # train mode (until a released refresh calls .eval() on them); their BatchNorm
+        # statistics then change during training and are part of every checkpoint
+        self.teacher_state = teachers_train_mode(cfg.protocol)
+        self.teachers = [t.to(self.device, memory_format=memory_format).train(self.teacher_state)
+                         for t in teachers]
         for t in self.teachers:
             t.requires_grad_(False)
         fn = FeaturesAndLogits(self.model)
@@ -154,7 +161,7 @@ class Trainer:
         self.opt, self.sched = build_optimizer(self.model, cfg)
         self.ctx = MethodContext(n_train=data.n_train, num_classes=data.num_classes,
                                  n_teachers=len(teachers), device=self.device, seed=seed,
-                                 extras={"model": self.model, "data": data,
+                                 protocol=cfg.protocol, extras={"model": self.model, "data": data,
                                          "teachers": self.teachers, "cfg": cfg})
         method.setup(self.ctx)
 
@@ -168,6 +175,9 @@ class Trainer:
         }
         if best_state is not None:
             state["best_state"] = best_state
+        if self.teacher_state:
+            state["teachers"] = [t.state_dict() for t in self.teachers]
+            state["teachers_training"] = [t.training for t in self.teachers]
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -177,6 +187,10 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.method.load_state_dict(state["method"])
+        for t, t_state, training in zip(self.teachers, state.get("teachers", []),
+                                        state.get("teachers_training", []), strict=False):
+            t.load_state_dict(t_state)
+            t.train(training)
         torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)

@@ -113,8 +113,14 @@ def load_alpha(results: Path) -> pd.DataFrame:
             w = a["weights"]  # [R, N, K]
             share = w[:, :, 1:].sum(-1) / w.sum(-1)
             noisy = a["clean_labels"] != a["noisy_labels"]
-            agree = a["teacher_agrees_noisy"].any(-1)
-            prob = np.nanmean(a["teacher_prob_noisy"], axis=-1)
+            # runs without teacher diagnostics (almkd_full before every instance was seen)
+            # keep their weights but take no part in the teacher panels
+            has_diag = "teacher_agrees_noisy" in a.files
+            n_ref, n = w.shape[0], w.shape[1]
+            agree = (a["teacher_agrees_noisy"].any(-1).astype(float) if has_diag
+                     else np.full((n_ref, n), np.nan))
+            prob = (a["teacher_prob_noisy"].mean(-1) if has_diag
+                    else np.full((n_ref, n), np.nan))
             for r, epoch in enumerate(a["refresh_epoch"]):
                 frames.append(pd.DataFrame({
                     "dataset": parts[1], "noise_id": parts[2], "setup_id": parts[3],
@@ -136,8 +142,8 @@ def alm_weights(alpha: pd.DataFrame, stem: Path) -> list[Path]:
         ax = axes[0, j]
         groups_ = {"clean label": last.loc[~last["noisy"], "share"],
                    "noisy label": last.loc[last["noisy"], "share"],
-                   "teacher agrees": last.loc[last["agree"], "share"],
-                   "teacher disagrees": last.loc[~last["agree"], "share"]}
+                   "teacher agrees": last.loc[last["agree"] == 1.0, "share"],
+                   "teacher disagrees": last.loc[last["agree"] == 0.0, "share"]}
         names = [k for k, v in groups_.items() if len(v)]
         ax.boxplot([groups_[k].to_numpy() for k in names], showfliers=False, showmeans=True)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
@@ -160,7 +166,9 @@ def alm_weights(alpha: pd.DataFrame, stem: Path) -> list[Path]:
 def alm_weight_vs_teacher(alpha: pd.DataFrame, stem: Path, bins: int = 10) -> list[Path]:
     plt = _plt()
     last = alpha[alpha["last"]] if not alpha.empty else alpha
-    if last.empty or last["teacher_prob"].isna().all():
+    if not last.empty:
+        last = last[last["teacher_prob"].notna()]  # runs without diagnostics are skipped
+    if last.empty:
         return save(_empty(plt, "no ALM runs with teacher diagnostics"), stem)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     edges = np.linspace(0, 1, bins + 1)

@@ -21,20 +21,22 @@ from methods.hparams import HPARAM_DEFAULTS
 from .data import dataset_names, get_entry
 from .errors import UserError
 from .noise import NoiseSpec, format_rate
+from .protocol import PROTOCOLS, kd_weights
 from .runinfo import spec_hash
 from .trainconfig import TrainConfig
 
 LABELS_PATTERN = "results/labels/{dataset}/{noise_id}/seed{seed}.npz"
 SETUPS = ("single", "multi", "self")
 METHOD_NAMES = tuple(HPARAM_DEFAULTS)  # methods/hparams.py lists every method once
-ALM_METHODS = ("almkd", "amal", "almkd_full")
+ALM_METHODS = ("almkd", "amal", "almkd_v1", "almkd_full")
+CONVEX_METHODS = ("almkd", "almkd_full")  # weights on the simplex (methods/mixing.py)
 BASELINE_METHODS = tuple(m for m in METHOD_NAMES if m not in ALM_METHODS)
 TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
 TOP_KEYS = {"datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
             "teacher_checkpoint", "val_fraction", "data_root", "cifar_n_dir", "download",
-            "seeds_per_job", "pack_methods", "runtime"}
+            "seeds_per_job", "pack_methods", "runtime", "protocol"}
 DATASET_KEYS = {"name", "student", "teacher", "multi_teachers", "train", "teacher_train",
-                "noise"}
+                "noise", "protocol"}
 RUNTIME_DEFAULTS = {"device": "auto", "threads": 1, "gpu": 0, "mem_mb": 4000,
                     "runtime_min": 120, "compile": False, "compile_mode": "default",
                     "checkpoint_every": 1, "keep_checkpoint": False}
@@ -44,6 +46,12 @@ RUNTIME_DEFAULTS = {"device": "auto", "threads": 1, "gpu": 0, "mem_mb": 4000,
 
 def labels_path(dataset: str, noise_id: str, seed: int) -> str:
     return LABELS_PATTERN.format(dataset=dataset, noise_id=noise_id, seed=seed)
+
+
+def dataset_dir(dataset: str, protocol: str) -> str:
+    """The dataset's folder under runs/ and teachers/: its name, with ``-authors`` under the
+    authors' protocol (labels are the same under both protocols; models are not)."""
+    return dataset if protocol == "suite" else f"{dataset}-{protocol}"
 
 
 def teacher_id(arch: str, teacher_labels: str) -> str:
@@ -222,8 +230,11 @@ def _datasets(config: dict) -> list[dict]:
     return out
 
 
-def _train_config(values: dict | None, key: str, runtime: dict) -> TrainConfig:
+def _train_config(values: dict | None, key: str, runtime: dict, protocol: str) -> TrainConfig:
     values = dict(values or {})
+    _need("protocol" not in values, f"{key}.protocol",
+          "set protocol at the top level or per dataset, not in a training block")
+    values["protocol"] = protocol
     for k in ("device", "compile", "compile_mode", "checkpoint_every", "keep_checkpoint"):
         values.setdefault(k, runtime[k])
     try:
@@ -272,6 +283,21 @@ def _check_method_hparams(methods: list[MethodSpec]) -> None:
               f"known: {', '.join(sorted(known)) or 'none'}")
 
 
+def _check_convex(methods: list[MethodSpec], n_teachers: list[int], protocol: str,
+                  dataset: str) -> None:
+    """Convex mixing cannot start where the protocol's KD convention has a total above 1."""
+    for m in methods:
+        if m.name not in CONVEX_METHODS:
+            continue
+        share = dict(m.hparams).get("kd_share", HPARAM_DEFAULTS[m.name]["kd_share"])
+        for k in n_teachers:
+            ce, each = kd_weights(protocol, share, k)
+            _need(ce + k * each <= 1.0 + 1e-9, f"datasets[{dataset}].protocol",
+                  f"{m.id} mixes on the simplex (total weight 1), but protocol {protocol!r} "
+                  f"starts each of {k} teachers at {each:g}; use protocol suite for it, or "
+                  "amal / almkd_v1, or drop the multi setup")
+
+
 # ---- the plan ------------------------------------------------------------------------------
 
 def plan(config: dict) -> Plan:
@@ -315,12 +341,19 @@ def plan(config: dict) -> Plan:
     uses_teachers = any(m.uses_teachers for m in methods)
     labels, teacher_jobs, student_jobs = [], [], []
     chunks = [seeds[i:i + per_job] for i in range(0, len(seeds), per_job)]
+    top_protocol = config.get("protocol", "suite")
+    _need(top_protocol in PROTOCOLS, "protocol",
+          f"one of {', '.join(PROTOCOLS)}, got {top_protocol!r}")
     for d in datasets:
         name = d["name"]
         _need("student" in d, f"datasets[{name}]", "needs 'student' (an architecture)")
-        train = _train_config(d.get("train"), f"datasets[{name}].train", runtime)
+        protocol = d.get("protocol", top_protocol)
+        _need(protocol in PROTOCOLS, f"datasets[{name}].protocol",
+              f"one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        ddir = dataset_dir(name, protocol)
+        train = _train_config(d.get("train"), f"datasets[{name}].train", runtime, protocol)
         t_train = _train_config(d.get("teacher_train", d.get("train")),
-                                f"datasets[{name}].teacher_train", runtime)
+                                f"datasets[{name}].teacher_train", runtime, protocol)
         for m in methods:
             if m.name in ALM_METHODS:
                 start = dict(m.hparams).get("meta_start", 10)
@@ -334,6 +367,7 @@ def plan(config: dict) -> Plan:
                       f"setup {s!r} needs " + ("'teacher'" if s == "single" else
                                                 "'multi_teachers'" if s == "multi" else
                                                 "'student'"))
+            _check_convex(methods, [len(setup_archs[s]) for s in setups], protocol, name)
         for n in noises_of[name]:
             for seed in seeds:
                 labels.append((name, n, seed))
@@ -343,12 +377,12 @@ def plan(config: dict) -> Plan:
                 for group in groups:
                     for chunk in chunks:
                         runs = [RunSpec("teacher", name, n, seed, arch,
-                                        teacher_dir(name, n.id, arch, tl, seed),
+                                        teacher_dir(ddir, n.id, arch, tl, seed),
                                         tuple(sorted(t_train.to_dict().items())),
                                         teacher_labels=tl) for arch in group for seed in chunk]
                         label = "+".join(teacher_id(a, tl) for a in group)
                         teacher_jobs.append(Job(
-                            f"teacher.{name}.{n.id}.{label}.s{chunk[0]}-{chunk[-1]}",
+                            f"teacher.{ddir}.{n.id}.{label}.s{chunk[0]}-{chunk[-1]}",
                             "teacher", runs, sorted({r.labels for r in runs})))
             cells: dict[tuple, list[tuple[MethodSpec, list[str], str]]] = {}
             for m in methods:
@@ -363,17 +397,17 @@ def plan(config: dict) -> Plan:
                     runs = []
                     for m, archs, tl in members:
                         for seed in chunk:
-                            tdirs = tuple(teacher_dir(name, n.id, a, tl, seed) for a in archs)
+                            tdirs = tuple(teacher_dir(ddir, n.id, a, tl, seed) for a in archs)
                             runs.append(RunSpec(
                                 "student", name, n, seed, d["student"],
-                                f"results/runs/{name}/{n.id}/{key[0]}/{m.id}/seed{seed}",
+                                f"results/runs/{ddir}/{n.id}/{key[0]}/{m.id}/seed{seed}",
                                 tuple(sorted(train.to_dict().items())), m.name, m.hparams,
                                 tdirs, tl, t_ckpt))
                     inputs = sorted({r.labels for r in runs} | {
                         f"{t}/{f}" for r in runs for t in r.teachers
                         for f in ("metrics.json", "model_last.pt", "model_best.pt")})
                     student_jobs.append(Job(
-                        f"student.{name}.{n.id}.{'.'.join(key)}.s{chunk[0]}-{chunk[-1]}",
+                        f"student.{ddir}.{n.id}.{'.'.join(key)}.s{chunk[0]}-{chunk[-1]}",
                         "student", runs, inputs))
     if not student_jobs:
         raise UserError("config: the grid is empty")

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from methods.hparams import HPARAM_DEFAULTS
+
 from .errors import UserError
 from .labels import LabelsFile, read_labels
 from .runinfo import derive_seed, file_sha256, provenance, spec_hash, write_json_atomic
@@ -132,7 +134,15 @@ def run(req: RunRequest) -> dict | None:
     if req.teacher_checkpoint not in TEACHER_MODEL_FILES:
         raise UserError(f"teacher_checkpoint must be last or best_val, got "
                         f"{req.teacher_checkpoint!r}")
-    method = build_method("ce" if req.kind == "teacher" else req.method, **req.hparams)
+    from .protocol import resolve_hparams
+
+    name = "ce" if req.kind == "teacher" else req.method
+    if name not in HPARAM_DEFAULTS:
+        build_method(name)  # the registry's one error naming the known methods
+    # the protocol's preset under the user's values; the spec keeps what the user gave
+    resolved = resolve_hparams(name, req.hparams, req.cfg.protocol, req.dataset,
+                               len(req.teacher_dirs))
+    method = build_method(name, **resolved)
     if req.kind == "student" and method.uses_teachers and not req.teacher_dirs:
         raise UserError(f"method {req.method!r} needs --teacher DIR")
     if req.kind == "student" and not method.uses_teachers and req.teacher_dirs:
@@ -164,6 +174,8 @@ def run(req: RunRequest) -> dict | None:
                   "(the workflow had removed them); not retraining", file=sys.stderr)
             return None
         metrics = _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir)
+        if req.kind == "student":
+            metrics["method_hparams"] = dict(sorted(method.hparams.items()))
         publish(Path(req.out), ckpt_dir / FINISHED_DIR, metrics)
     return metrics
 
@@ -236,6 +248,7 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
     from .device_data import DeviceData
     from .engine import Trainer, resolve_device, use_channels_last
     from .models import create_model
+    from .protocol import raw_features
     from .teachers import load_teacher_model, save_model_file, train_agreement
 
     wall0 = time.perf_counter()
@@ -245,7 +258,8 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
     device = resolve_device(req.cfg.device)
     train_labels = req.teacher_labels if req.kind == "teacher" else "noisy"
     data = DeviceData(record, lf, device, augment=req.cfg.augment, train_labels=train_labels,
-                      channels_last=use_channels_last(req.cfg, device))
+                      channels_last=use_channels_last(req.cfg, device),
+                      raw_features=raw_features(req.cfg.protocol))
     teacher_models = [load_teacher_model(Path(t["model_path"]), t, record, lf)
                       for t in teachers]
     if req.kind == "teacher":  # a `self` teacher never starts from the student's weights

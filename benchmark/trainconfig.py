@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .errors import UserError
+from .protocol import PROTOCOLS
 
 SCHEDULES = ("step", "cosine", "constant")
 AUGMENTS = ("auto", "none", "crop", "crop_flip")
@@ -29,6 +30,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = (150, 180)
     gamma: float = 0.1
     augment: str = "auto"  # auto: crop+flip for images of 28 px and more, none otherwise
+    protocol: str = "suite"  # suite or authors (benchmark/protocol.py)
     # runtime switches (not part of the run's identity)
     device: str = "auto"  # auto: cuda if available, else cpu
     amp: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; "on" / "off"
@@ -40,7 +42,7 @@ class TrainConfig:
     keep_checkpoint: bool = False
 
     OPTIMISATION = ("epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
-                    "schedule", "milestones", "gamma", "augment")
+                    "schedule", "milestones", "gamma", "augment", "protocol")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
@@ -56,6 +58,7 @@ class TrainConfig:
              all(m > 0 for m in self.milestones), "milestones", "strictly increasing, > 0"),
             (0 < self.gamma <= 1, "gamma", "in (0, 1]"),
             (self.augment in AUGMENTS, "augment", f"one of {', '.join(AUGMENTS)}"),
+            (self.protocol in PROTOCOLS, "protocol", f"one of {', '.join(PROTOCOLS)}"),
             (self.amp in ("auto", "on", "off"), "amp", "auto, on or off"),
             (self.channels_last in ("auto", "on", "off"), "channels_last", "auto, on or off"),
             (self.compile_mode in COMPILE_MODES, "compile_mode",

@@ -1,6 +1,7 @@
-"""Shared machinery of the adaptive-mixing methods (``almkd``, ``amal``, ``almkd_full``):
-the per-instance weight table N_train x (M + 1), the weighted loss, the refresh schedule,
-checkpointable state and the ``alpha.npz`` record of every refresh."""
+"""Shared machinery of the adaptive-mixing methods (``almkd``, ``amal``, ``almkd_v1``,
+``almkd_full``): the per-instance weight table N_train x (M + 1), the weighted loss, the
+refresh schedule and settings, checkpointable state and the ``alpha.npz`` record of every
+refresh. The methods differ only in their mixing rule (``mixing.py``) and their defaults."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import numpy as np
 import torch
 
 from benchmark.errors import UserError
+from benchmark.protocol import refresh_val_augment, teachers_train_mode
+from benchmark.runinfo import derive_seed
 
-from .alm_refresh import lastlayer_refresh, refresh_due
+from .alm_refresh import RefreshSettings, lastlayer_refresh, refresh_due
 from .base import Method
 from .hparams import ALM_DEFAULTS
 from .losses import mixed_loss, term_losses
@@ -28,11 +31,30 @@ class AdaptiveMixing(Method):
             raise UserError(f"method {self.name!r}: epochs ({cfg.epochs}) must exceed meta_start "
                             f"({hp['meta_start']}), or the weights are never learned")
         for key in ("meta_every", "meta_chunk", "meta_val_batch", "meta_steps"):
-            if not isinstance(hp[key], int) or hp[key] < 1:
-                raise UserError(f"method {self.name!r}: {key} must be an integer >= 1")
+            ok = isinstance(hp[key], int) and hp[key] >= 1
+            if not ok and not (key == "meta_val_batch" and hp[key] is None):
+                raise UserError(f"method {self.name!r}: {key} must be an integer >= 1"
+                                + (" or null (the whole validation set)"
+                                   if key == "meta_val_batch" else ""))
+        if hp["refresh_mode"] not in ("eval", "train"):
+            raise UserError(f"method {self.name!r}: refresh_mode must be eval or train, got "
+                            f"{hp['refresh_mode']!r}")
+        if not 0.0 <= float(hp["meta_train_share"]) <= 1.0:
+            raise UserError(f"method {self.name!r}: meta_train_share must be in [0, 1], got "
+                            f"{hp['meta_train_share']!r}")
         self.ctx = ctx
         self.batch_size = hp["meta_batch"] or (cfg.batch_size if cfg is not None else 128)
-        self.weights = self.mixing.init(ctx.n_train, ctx.n_teachers, hp["kd_share"], ctx.device)
+        gen = torch.Generator().manual_seed(derive_seed(ctx.seed, "alm_init"))
+        self.weights = self.mixing.init(ctx.n_train, ctx.n_teachers, hp.get("kd_share"),
+                                        ctx.protocol, ctx.device, gen)
+        # Teachers from the refresh on: eval, except under protocol authors with a train-mode
+        # refresh (v1's code never calls .eval() on its teacher)
+        train_teachers = teachers_train_mode(ctx.protocol) and hp["refresh_mode"] == "train"
+        self.settings = RefreshSettings(
+            chunk=hp["meta_chunk"], val_batch=hp["meta_val_batch"], steps=hp["meta_steps"],
+            meta_lr=float(hp["meta_lr"]), train_share=float(hp["meta_train_share"]),
+            model_mode=hp["refresh_mode"], val_augment=refresh_val_augment(ctx.protocol),
+            teacher_mode="train" if train_teachers else "eval")
         self.history: dict[str, list] = {"epoch": [], "weights": [], "teacher_agrees": [],
                                          "teacher_prob_given": []}
 
@@ -51,13 +73,10 @@ class AdaptiveMixing(Method):
             self.history[key].append(diag[key].cpu())
 
     def refresh(self, epoch, ctx) -> dict:
-        hp = self.hparams
         return lastlayer_refresh(
-            self.weights, self.mixing.step, model=ctx.extras["model"],
+            self.weights, self.mixing.step, self.settings, model=ctx.extras["model"],
             teachers=ctx.extras["teachers"], data=ctx.extras["data"], lr=ctx.lr,
-            seed=ctx.seed, epoch=epoch, T=hp["T"], batch_size=self.batch_size,
-            chunk=hp["meta_chunk"], val_batch=hp["meta_val_batch"], steps=hp["meta_steps"],
-            meta_lr=hp["meta_lr"])
+            seed=ctx.seed, epoch=epoch, T=self.hparams["T"], batch_size=self.batch_size)
 
     def state_dict(self):
         state = {"weights": self.weights.detach().cpu(),
@@ -88,6 +107,9 @@ class AdaptiveMixing(Method):
         }
         if self.history["epoch"]:
             arrays["weights"] = torch.stack(self.history["weights"]).numpy()
+        # teacher diagnostics only where every snapshot has real ones (figures skip the rest)
+        if self.history["epoch"] and len(self.history["teacher_agrees"]) == len(
+                self.history["epoch"]):
             arrays["teacher_agrees_noisy"] = torch.stack(self.history["teacher_agrees"]).numpy()
             arrays["teacher_prob_noisy"] = torch.stack(self.history["teacher_prob_given"]).numpy()
         return {"alpha.npz": arrays}

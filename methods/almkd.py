@@ -1,6 +1,8 @@
-"""``almkd``: ALM-KD as in the seed paper (arXiv 2202.03250 v1), an instance-specific convex
-combination (1 - a_i) * CE + a_i * KD learned by the last-layer look-ahead refresh; several
-teachers mix on the simplex (see ``mixing.ConvexMixing``). Initial KD share 0.9."""
+"""``almkd``: the authors' released refresh (durgas16/AMAL @ 6c4764b) with convex weights,
+the suite's variant of ALM-KD: an instance-specific convex combination (1 - a_i) * CE +
+a_i * KD learned by the last-layer look-ahead refresh; several teachers mix on the simplex
+(``mixing.ConvexMixing``). Initial KD share 0.9 (split among teachers). It is not the seed
+paper's own code: that is ``almkd_v1``."""
 
 from .alm_base import AdaptiveMixing
 from .base import register_method

@@ -117,16 +117,25 @@ class ALMKDFull(ALMKD):
         if self.hparams["hypergrad"] not in ("double_backward", "jvp"):
             raise UserError("almkd_full: hypergrad must be double_backward or jvp, got "
                             f"{self.hparams['hypergrad']!r}")
+        if self.hparams["meta_train_share"] or self.hparams["refresh_mode"] != "eval":
+            raise UserError("almkd_full: meta_train_share and refresh_mode belong to the "
+                            "last-layer refresh; its exact look-ahead has neither")
         self.stats_free = stats_free_copy(ctx.extras["model"])
         self.epoch = 0
         self.val_gen = torch.Generator().manual_seed(derive_seed(ctx.seed, "full_val", 0))
+        # every_step: teacher diagnostics gathered from the training steps themselves, so each
+        # snapshot in alpha.npz has real ones (or none, before every instance was seen once)
+        n, m = ctx.n_train, ctx.n_teachers
+        self.seen = torch.zeros(n, dtype=torch.bool, device=ctx.device)
+        self.agree = torch.zeros(n, m, dtype=torch.bool, device=ctx.device)
+        self.prob_given = torch.zeros(n, m, device=ctx.device)
 
     def _val_batch(self, size):
         data = self.ctx.extras["data"]
         n = len(data.y_val)
         idx = torch.randperm(n, generator=self.val_gen, device="cpu")[:min(size, n)]
         idx = idx.to(data.y_val.device)
-        return next(data.eval_batches_at("val", idx))
+        return data.batch("val", idx), data.y_val[idx]
 
     def on_epoch_start(self, epoch, ctx):
         hp = self.hparams
@@ -137,9 +146,21 @@ class ALMKDFull(ALMKD):
         elif refresh_due(epoch, hp["meta_start"], hp["meta_every"]):  # snapshot for alpha.npz
             self.history["epoch"].append(epoch)
             self.history["weights"].append(self.weights.detach().float().cpu().clone())
-            n, m = self.ctx.n_train, self.ctx.n_teachers
-            self.history["teacher_agrees"].append(torch.zeros(n, m, dtype=torch.bool))
-            self.history["teacher_prob_given"].append(torch.full((n, m), float("nan")))
+            if bool(self.seen.all()):
+                self.history["teacher_agrees"].append(self.agree.cpu().clone())
+                self.history["teacher_prob_given"].append(self.prob_given.cpu().clone())
+
+    def state_dict(self):
+        return {**super().state_dict(), "diag_seen": self.seen.cpu(),
+                "diag_agree": self.agree.cpu(), "diag_prob": self.prob_given.cpu()}
+
+    def load_state_dict(self, state):
+        state = dict(state)
+        for key, attr in (("diag_seen", "seen"), ("diag_agree", "agree"),
+                          ("diag_prob", "prob_given")):
+            if key in state:
+                setattr(self, attr, state.pop(key).to(getattr(self, attr).device))
+        super().load_state_dict(state)
 
     def _meta_steps(self, x, y, t, idx, steps, val_size, logits=None):
         model = self.ctx.extras["model"]
@@ -154,6 +175,11 @@ class ALMKDFull(ALMKD):
 
     def loss(self, out):
         hp = self.hparams
+        if hp["schedule"] == "every_step":
+            with torch.no_grad():
+                self.agree[out.index], self.prob_given[out.index] = teacher_diagnostics(
+                    out.teacher_logits, out.labels)
+                self.seen[out.index] = True
         if hp["schedule"] == "every_step" and self.epoch >= hp["meta_start"]:
             if out.inputs is None:
                 raise RuntimeError("almkd_full needs the batch inputs in StepOutput")

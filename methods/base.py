@@ -33,6 +33,7 @@ class MethodContext:
     n_teachers: int
     device: torch.device
     seed: int
+    protocol: str = "suite"  # benchmark/protocol.py
     epoch: int = 0
     lr: float = 0.0
     extras: dict[str, Any] = field(default_factory=dict)

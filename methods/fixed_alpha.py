@@ -1,7 +1,7 @@
 """``fixed_alpha``: (1 - a) * CE + a * KD for one configured a (one run per a in a grid).
 
-Several teachers share a equally (each KD term weighs a / M). The tables pick, per seed, the
-a with the best clean-validation accuracy.
+Several teachers follow the protocol's convention, as ``kd`` (suite: a / M each; authors: a
+each). The tables pick, per seed, the a with the best clean-validation accuracy.
 """
 
 from benchmark.errors import UserError

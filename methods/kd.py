@@ -1,9 +1,12 @@
 """``kd``: 0.1 * CE + 0.9 * KD with T = 4 (the ALM-KD authors' and RepDistiller's default).
 
-With several teachers the 0.9 is shared equally: each teacher's KD term weighs 0.9 / M.
+Several teachers follow the protocol's one convention (``benchmark.protocol.kd_weights``):
+``suite`` shares the 0.9 (each teacher 0.9 / M), ``authors`` gives each teacher 0.9.
 """
 
 import torch
+
+from benchmark.protocol import kd_weights
 
 from .base import Method, register_method
 from .hparams import HPARAM_DEFAULTS
@@ -21,8 +24,9 @@ class KD(Method):
 
     def setup(self, ctx):
         super().setup(ctx)
-        a, m = self.kd_share(), ctx.n_teachers
-        self.weights = torch.tensor([1.0 - a] + [a / m] * m, device=ctx.device)
+        m = ctx.n_teachers
+        ce, each = kd_weights(ctx.protocol, self.kd_share(), m)
+        self.weights = torch.tensor([ce] + [each] * m, device=ctx.device)
 
     def loss(self, out):
         terms = term_losses(out.logits, out.labels, out.teacher_logits, self.hparams["T"])

@@ -48,3 +48,18 @@ def fashion_mnist_dir() -> Path:
 def _isolated_data_root(tmp_path_factory, monkeypatch):
     """No test reads or writes ./data by accident: the default data root is an empty folder."""
     monkeypatch.setenv("NOISYKD_DATA_ROOT", str(tmp_path_factory.mktemp("empty-data-root")))
+
+
+def interrupt_after(monkeypatch, epoch: int) -> None:
+    """Make the engine die (KeyboardInterrupt) right after saving epoch ``epoch``'s
+    checkpoint: a simulated kill between two epochs."""
+    from benchmark import engine
+
+    real = engine.save_checkpoint
+
+    def save_then_die(path, state):
+        real(path, state)
+        if state["epoch"] == epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark import engine
 from benchmark.checkpoint import RunLock, default_checkpoint_dir
 from benchmark.errors import UserError
 from benchmark.labels import LabelsRequest, write_labels
@@ -15,6 +14,7 @@ from benchmark.noise import NoiseSpec
 from benchmark.runs import RunRequest, run
 from benchmark.trainconfig import TrainConfig
 from methods.base import Method, register_method
+from tests.conftest import interrupt_after
 
 
 @register_method
@@ -99,23 +99,12 @@ def _history(path):
     return [[r[i] for i in keep] for r in rows]
 
 
-def _interrupt_after(monkeypatch, epoch):
-    real = engine.save_checkpoint
-
-    def save_then_die(path, state):
-        real(path, state)
-        if state["epoch"] == epoch:
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
-
-
 def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, labels, monkeypatch):
     cfg = TrainConfig(epochs=4, batch_size=64, lr=0.1, milestones=(3,))
     whole = request(tmp_path, labels, arch="cifar_resnet8", cfg=cfg, name="whole")
     m_whole = run(whole)
     cut = request(tmp_path, labels, arch="cifar_resnet8", cfg=cfg, name="cut")
-    _interrupt_after(monkeypatch, 2)
+    interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(cut)
     assert not (cut.out / "metrics.json").exists()
@@ -133,7 +122,7 @@ def test_resume_after_the_last_epoch_rewrites_every_output(tmp_path, labels, mon
     ref = request(tmp_path, labels, name="ref2")
     whole = run(ref)
     req = request(tmp_path, labels, name="late")
-    _interrupt_after(monkeypatch, 3)
+    interrupt_after(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         run(req)
     monkeypatch.undo()
@@ -148,7 +137,7 @@ def test_corrupted_checkpoint_is_named_and_the_run_starts_over(tmp_path, labels,
                                                                capsys):
     whole = run(request(tmp_path, labels, name="ref"))
     req = request(tmp_path, labels, name="broken")
-    _interrupt_after(monkeypatch, 2)
+    interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(req)
     monkeypatch.undo()

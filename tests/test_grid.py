@@ -82,8 +82,9 @@ def test_ids():
 
 @pytest.mark.parametrize(("name", "labels", "teacher_runs", "student_runs"), [
     ("default", 20, 55, 260),
-    ("paper", 55, 550, 2035),
+    ("paper", 55, 550, 2365),
     ("fmnist", 9, 27, 117),
+    ("authors_synthetic", 3, 3, 12),
 ])
 def test_shipped_configs_plan(name, labels, teacher_runs, student_runs):
     p = grid.plan(load(name))
@@ -124,6 +125,13 @@ BAD = [
     ({"datasets": [{"name": "digits", "student": "mlp_16", "teacher": "mlp_8",
                     "multi_teachers": ["mlp_8"], "train": {"epochs": 0}}]},
      "training key 'epochs' must be an integer >= 1"),
+    ({"protocol": "paper"}, "config key 'protocol': one of suite, authors"),
+    ({"datasets": [{**TINY["datasets"][0], "protocol": "author"}]},
+     "config key 'datasets[digits].protocol': one of suite, authors"),
+    ({"datasets": [{**TINY["datasets"][0], "train": {"epochs": 3, "protocol": "authors"}}]},
+     "config key 'datasets[digits].train.protocol': set protocol at the top level"),
+    ({"protocol": "authors"}, "mixes on the simplex (total weight 1), but protocol 'authors' "
+                              "starts each of 2 teachers at 0.9"),
 ]
 
 
@@ -132,6 +140,24 @@ def test_bad_configs_name_the_key(change, message):
     with pytest.raises(UserError) as err:
         grid.plan({**TINY, **change})
     assert message in str(err.value)
+
+
+def test_protocol_is_in_every_spec_and_keeps_studies_apart():
+    suite = grid.plan(TINY)
+    amal = {"name": "amal", "hparams": {"meta_start": 1, "meta_every": 1}}
+    both = grid.plan({**TINY, "methods": ["ce", "kd", amal], "datasets": [
+        TINY["datasets"][0], {**TINY["datasets"][0], "protocol": "authors"}]})
+    assert all(dict(r.train)["protocol"] == "suite" for r in suite.student_runs)
+    authors = [r for r in both.student_runs + both.teacher_runs
+               if dict(r.train)["protocol"] == "authors"]
+    assert authors and all(r.out.split("/")[2] == "digits-authors" for r in authors)
+    assert all(t.startswith("results/teachers/digits-authors/") for r in authors
+               for t in r.teachers)
+    # the labels are the same files under both protocols
+    assert {r.labels for r in authors} <= set(both.labels_files)
+    assert len({r.out for r in both.student_runs}) == len(both.student_runs)
+    # convex almkd is fine under authors with one teacher only
+    grid.plan({**TINY, "protocol": "authors", "setups": ["single", "self"]})
 
 
 def test_labels_cli_args_round_trip():

@@ -1,6 +1,8 @@
 """Methods against independent references: autograd in float64, a naive refresh written the
 way the authors' code does it, double backward, and a bisection simplex projection."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -8,12 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy.optimize import brentq
 
-from benchmark.data import load_dataset
-from benchmark.device_data import DeviceData
-from benchmark.labels import LabelsRequest, read_labels, write_labels
-from benchmark.models import create_model
-from benchmark.noise import NoiseSpec
-from methods.alm_refresh import lastlayer_hypergrad, lastlayer_refresh, logit_grads, refresh_plan
+from benchmark.runinfo import derive_seed
+from methods.alm_refresh import lastlayer_hypergrad, logit_grads
 from methods.almkd_full import exact_hypergrad, stats_free_copy
 from methods.losses import ce_logit_grad, kd_logit_grad, kd_per_instance, term_losses
 from methods.mixing import ClampedMixing, ConvexMixing, project_simplex
@@ -58,7 +56,7 @@ def test_lastlayer_hypergrad_matches_autograd_through_a_virtual_head_step():
         start += len(y)
     gW, gb = torch.autograd.grad(loss, (W, b), create_graph=True)
     val = F.cross_entropy(hv @ (W - lr * gW).T + (b - lr * gb), yv)
-    ref = torch.autograd.grad(val, w)[0]
+    ref = torch.autograd.grad(val, w, retain_graph=True)[0]
     # closed form
     with torch.no_grad():
         gs = torch.cat([logit_grads(h @ W.T + b, y, t, T) for h, y, t in zip(hs, ys, ts,
@@ -66,78 +64,19 @@ def test_lastlayer_hypergrad_matches_autograd_through_a_virtual_head_step():
         got, got_val = lastlayer_hypergrad(w.detach(), gs, torch.cat(hs), hv, hv @ W.T + b, yv, lr)
     assert torch.allclose(got, ref, rtol=1e-8, atol=1e-14)
     assert abs(got_val.item() - val.item()) < 1e-12
-
-
-# ---- a naive refresh written from DESIGN.md, the way the authors' code computes it --------
-
-def naive_refresh(weights, mixing, model, teachers, data, lr, seed, epoch, batch, chunk,
-                  val_batch, steps, meta_lr):
-    """Materialises every per-example last-layer gradient [C + C*D] (bias, then weight rows),
-    combines them with the weights under autograd and differentiates the validation loss."""
-    model.eval()
-    c = data.num_classes
+    # v1's objective: 0.75 x validation CE + 0.25 x the chunk's own training CE at theta'
+    h_all, y_all = torch.cat(hs), torch.cat(ys)
+    val2 = (0.75 * F.cross_entropy(hv @ (W - lr * gW).T + (b - lr * gb), yv)
+            + 0.25 * F.cross_entropy(h_all @ (W - lr * gW).T + (b - lr * gb), y_all))
+    ref2 = torch.autograd.grad(val2, w)[0]
+    coef = torch.cat([torch.full((v,), 0.75 / v, dtype=dt), torch.full((7,), 0.25 / 7, dtype=dt)])
     with torch.no_grad():
-        xv = torch.cat([x for x, _ in data.eval_batches("val", 10_000)])
-        hv = model.forward_head(model.forward_features(xv), pre_logits=True).double()
-        ov = model(xv).double()
-    plan = refresh_plan(data.n_train, len(data.y_val), seed, epoch, batch, chunk, val_batch)
-    gen = torch.Generator()
-    lam = weights.clone().double()
-    for j, (a, b_) in enumerate(plan.chunks):
-        rows, idxs = None, []
-        for bt in plan.batches[a:b_]:
-            idx = torch.as_tensor(bt)
-            x, y = data.train_batch(idx, gen), data.y_train[idx]
-            feats = model.forward_head(model.forward_features(x), pre_logits=True).double()
-            out = model.get_classifier()(feats.float()).double().detach().requires_grad_(True)
-            losses = [F.cross_entropy(out, y)]  # batch mean
-            for tm in teachers:
-                with torch.no_grad():
-                    t = tm(x).double()
-                losses.append(T * T * nn.KLDivLoss(reduction="batchmean")(
-                    F.log_softmax(out / T, 1), F.softmax(t / T, 1)))
-            per_term = []
-            for loss in losses:
-                l0 = torch.autograd.grad(loss, out, retain_graph=True)[0]
-                l1 = (torch.repeat_interleave(l0, feats.shape[1], dim=1)
-                      * feats.detach().repeat(1, c))
-                per_term.append(torch.cat([l0, l1], dim=1))
-            block = torch.stack(per_term)  # [K, B, C + C*D]
-            rows = block if rows is None else torch.cat([rows, block], dim=1)
-            idxs.append(idx)
-        idx = torch.cat(idxs)
-        vb = torch.as_tensor(plan.val_batches[j % len(plan.val_batches)])
-        for _ in range(steps):
-            w = lam[idx].clone().requires_grad_(True)
-            comb = torch.einsum("nk,kng->g", w, rows)
-            out_v = ov[vb] - lr * comb[:c][None] - lr * hv[vb] @ comb[c:].view(c, -1).T
-            grad = torch.autograd.grad(F.cross_entropy(out_v, data.y_val[vb]), w)[0]
-            lam[idx] = mixing.step(lam[idx], grad, meta_lr)
-    return lam
-
-
-@pytest.fixture(scope="module")
-def digits_data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("l") / "l.npz"
-    write_labels(LabelsRequest("digits", NoiseSpec("symmetric", 0.3), 0), path)
-    return DeviceData(load_dataset("digits"), read_labels(path), torch.device("cpu"))
-
-
-@pytest.mark.parametrize("mixing", [ConvexMixing, ClampedMixing], ids=["almkd", "amal"])
-@pytest.mark.parametrize("n_teachers", [1, 3])
-def test_efficient_refresh_equals_naive_reference(digits_data, mixing, n_teachers):
-    torch.manual_seed(0)
-    model = create_model("mlp_16", 10, (1, 8, 8)).eval()
-    teachers = [create_model("mlp_24", 10, (1, 8, 8)).eval() for _ in range(n_teachers)]
-    w0 = mixing.init(digits_data.n_train, n_teachers, 0.9, "cpu")
-    kw = dict(lr=0.1, seed=3, epoch=10, steps=5, meta_lr=1500.0)
-    fast = w0.clone()
-    lastlayer_refresh(fast, mixing.step, model=model, teachers=teachers, data=digits_data, T=T,
-                      batch_size=128, chunk=3, val_batch=100, **kw)
-    slow = naive_refresh(w0, mixing, model, teachers, digits_data, batch=128, chunk=3,
-                         val_batch=100, **kw)
-    assert (fast - w0).abs().max() > 1e-3  # the refresh did move the weights
-    torch.testing.assert_close(fast.double(), slow, rtol=1e-4, atol=1e-5)
+        rows = torch.cat([hv, h_all])
+        got2, got_val2 = lastlayer_hypergrad(w.detach(), gs, h_all, rows, rows @ W.T + b,
+                                             torch.cat([yv, y_all]), lr, coef)
+    assert torch.allclose(got2, ref2, rtol=1e-8, atol=1e-14)
+    assert abs(got_val2.item() - val2.item()) < 1e-12
+    assert not torch.allclose(got2, got, rtol=1e-3)  # the training rows matter
 
 
 # ---- almkd_full --------------------------------------------------------------------------
@@ -244,12 +183,12 @@ def test_simplex_projection_is_exact():
 def test_mixing_steps_stay_feasible():
     g = torch.Generator().manual_seed(0)
     for k in (2, 4):
-        w = ConvexMixing.init(50, k - 1, 0.9, "cpu")
+        w = ConvexMixing.init(50, k - 1, 0.9, "suite", "cpu")
         np.testing.assert_allclose(w.sum(1).numpy(), 1.0)
         for _ in range(5):
             w = ConvexMixing.step(w, torch.randn(50, k, generator=g), 1.0)
             assert (w >= 0).all() and torch.allclose(w.sum(1), torch.ones(50, dtype=w.dtype))
-    w = ClampedMixing.init(50, 2, 0.9, "cpu")
+    w = ClampedMixing.init(50, 2, 0.9, "authors", "cpu")
     assert torch.equal(w[0], torch.tensor([0.1, 0.9, 0.9]))
     for _ in range(5):
         w = ClampedMixing.step(w, torch.randn(50, 3, generator=g) * 10, 1.0)
@@ -262,3 +201,41 @@ def test_single_teacher_convex_step_is_the_scalar_a_step():
     # a' = a - lr * (dL/dw_kd - dL/dw_ce), clamped to [0, 1]
     torch.testing.assert_close(ConvexMixing.step(w, grad, 10.0), torch.tensor([[0.0, 1.0]]))
     torch.testing.assert_close(ConvexMixing.step(w, grad, 1.0), torch.tensor([[0.27, 0.73]]))
+
+
+def test_almkd_full_meta_step_descends_the_exact_hypergradient():
+    """One every_step meta step of almkd_full moves the batch's weights along minus the
+    exact hypergradient (double backward reference), through the convex rule; a sign flip
+    or a wrong learning rate in the method's step fails here."""
+    from methods import build_method
+    from methods.base import MethodContext, StepOutput
+
+    model, x, y, t, xv, yv, _ = _tiny_problem()
+    model = model.float()
+    x, t, xv = x.float(), t[:1].float(), xv.float()
+
+    class Data:
+        y_val = yv
+        n_train = 6
+
+        @staticmethod
+        def batch(split, idx, gen=None):
+            return xv[idx]
+
+    ctx = MethodContext(n_train=6, num_classes=4, n_teachers=1, device=torch.device("cpu"),
+                        seed=0, lr=0.2, extras={"model": model, "data": Data})
+    m = build_method("almkd_full", meta_start=0, full_val_batch=5, meta_lr=3.0)
+    m.setup(ctx)
+    m.on_epoch_start(0, ctx)
+    w0 = m.weights.clone()
+    idx = torch.arange(6)
+    g = torch.Generator().manual_seed(derive_seed(0, "full_val", 0))
+    order = torch.randperm(5, generator=g)
+    logits = model(x)  # the training step's forward (updates the running statistics once)
+    ref_grad = double_backward_reference(copy.deepcopy(model).double(), x.double(), y,
+                                         t.double(), xv[order].double(), yv[order],
+                                         w0.double(), 0.2)
+    m.loss(StepOutput(logits, torch.zeros(6, 3), y, idx, t, x))
+    a = (w0[:, 1].double() - 3.0 * (ref_grad[:, 1] - ref_grad[:, 0])).clamp(0, 1)
+    torch.testing.assert_close(m.weights[:, 1].double(), a, rtol=1e-4, atol=1e-6)
+    assert (m.weights - w0).abs().max() > 1e-3
