@@ -15,16 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# mutmut forks a process that has imported torch for every mutant; a child of a process
+# whose OpenMP pool is running can deadlock (seen here: every mutant of a function timing
+# out), so torch runs single-threaded, and the mutants run side by side instead
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "OPENBLAS_NUM_THREADS": "1"}
 
 
 def mutmut(*args: str, check: bool = True) -> str:
     out = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=ROOT, text=True,
-                         capture_output=True)
+                         capture_output=True, env=ENV)
     if check and out.returncode not in (0, 1):
         sys.exit(f"mutmut {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
     return out.stdout
@@ -39,7 +45,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if not args.report_only:
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
-                        str(args.max_children), *args.pattern], cwd=ROOT, check=False)
+                        str(args.max_children), *args.pattern], cwd=ROOT, check=False,
+                       env=ENV)
     mutmut("export-cicd-stats")
     stats = json.loads((ROOT / "mutants" / "mutmut-cicd-stats.json").read_text())
     judged = stats["killed"] + stats["survived"] + stats.get("timeout", 0)

@@ -205,8 +205,10 @@ def test_single_teacher_convex_step_is_the_scalar_a_step():
 
 def test_almkd_full_meta_step_descends_the_exact_hypergradient():
     """One every_step meta step of almkd_full moves the batch's weights along minus the
-    exact hypergradient (double backward reference), through the convex rule; a sign flip
-    or a wrong learning rate in the method's step fails here."""
+    exact hypergradient (double backward reference, on the validation subset its seeded
+    generator draws), through the convex rule; a sign flip or a wrong learning rate in the
+    method's step fails here. It also records the teacher diagnostics of the step, takes no
+    meta step before meta_start, and snapshots weights and diagnostics at due epochs."""
     from methods import build_method
     from methods.base import MethodContext, StepOutput
 
@@ -220,17 +222,33 @@ def test_almkd_full_meta_step_descends_the_exact_hypergradient():
 
         @staticmethod
         def batch(split, idx, gen=None):
-            return xv[idx]
+            return {"val": xv}[split][idx]
 
     ctx = MethodContext(n_train=6, num_classes=4, n_teachers=1, device=torch.device("cpu"),
                         seed=0, lr=0.2, extras={"model": model, "data": Data})
-    m = build_method("almkd_full", meta_start=0, full_val_batch=5, meta_lr=3.0)
+    idx = torch.arange(6)
+    late = build_method("almkd_full", meta_start=1, meta_every=1)
+    late.setup(ctx)
+    late.on_epoch_start(0, ctx)
+    w_before = late.weights.clone()
+    late.loss(StepOutput(model(x), torch.zeros(6, 3), y, idx, t, x))
+    assert torch.equal(late.weights, w_before)  # epoch 0 < meta_start: no meta step
+    assert late.seen.all()  # ... but the diagnostics of every instance are recorded
+    assert torch.equal(late.agree[:, 0], t[0].argmax(1) == y)
+    torch.testing.assert_close(late.prob_given[:, 0],
+                               torch.softmax(t[0], 1)[torch.arange(6), y])
+    late.on_epoch_start(1, ctx)  # due: snapshot with real diagnostics
+    assert late.history["epoch"] == [1]
+    assert torch.equal(late.history["weights"][0], late.weights)
+    assert torch.equal(late.history["teacher_agrees"][0], late.agree)
+
+    m = build_method("almkd_full", meta_start=0, full_val_batch=3, meta_lr=3.0)
     m.setup(ctx)
     m.on_epoch_start(0, ctx)
+    assert m.history["teacher_agrees"] == []  # nothing seen yet: no diagnostics stored
     w0 = m.weights.clone()
-    idx = torch.arange(6)
     g = torch.Generator().manual_seed(derive_seed(0, "full_val", 0))
-    order = torch.randperm(5, generator=g)
+    order = torch.randperm(5, generator=g)[:3]
     logits = model(x)  # the training step's forward (updates the running statistics once)
     ref_grad = double_backward_reference(copy.deepcopy(model).double(), x.double(), y,
                                          t.double(), xv[order].double(), yv[order],
@@ -239,3 +257,21 @@ def test_almkd_full_meta_step_descends_the_exact_hypergradient():
     a = (w0[:, 1].double() - 3.0 * (ref_grad[:, 1] - ref_grad[:, 0])).clamp(0, 1)
     torch.testing.assert_close(m.weights[:, 1].double(), a, rtol=1e-4, atol=1e-6)
     assert (m.weights - w0).abs().max() > 1e-3
+
+
+def test_stats_free_copy_leaves_the_model_alone():
+    model, *_ = _tiny_problem()
+    keys = set(model.state_dict())
+    clone = stats_free_copy(model)
+    assert set(model.state_dict()) == keys and model.bn.track_running_stats
+    assert model.bn.running_mean is not None and clone.bn.running_mean is None
+    assert clone.training
+
+
+def test_exact_hypergradient_jvp_needs_the_stats_free_copy():
+    model, x, y, t, xv, yv, w = _tiny_problem()
+    with pytest.raises(ValueError, match="stats_free"):
+        exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode="jvp", logits=model(x))
+    with pytest.raises(ValueError, match="mode 'backward'"):
+        exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode="backward", logits=model(x),
+                        stats_free=stats_free_copy(model))

@@ -246,3 +246,79 @@ def test_authors_protocol_resumes_exactly_with_changing_teacher_statistics(digit
     np.testing.assert_array_equal(a["weights"], b["weights"])
     assert whole["method_hparams"]["meta_chunk"] == 3
     assert whole["spec"]["train"]["protocol"] == "authors"
+
+
+# ---- unit checks the mutation run showed were missing -------------------------------------
+
+def test_method_setup_checks_and_defaults():
+    with pytest.raises(UserError, match="unknown hyper-parameter"):
+        build_method("kd", temperature=2)
+    for bad in (-0.1, 1.5, None):
+        with pytest.raises(UserError, match=r"alpha in \[0, 1\]"):
+            build_method("fixed_alpha", alpha=bad).setup(ctx(1))
+    for edge in (0.0, 1.0):  # both ends are valid alphas
+        build_method("fixed_alpha", alpha=edge).setup(ctx(1))
+    ok = build_method("amal", meta_chunk=1, meta_steps=1, meta_every=1, meta_val_batch=1,
+                      meta_train_share=1.0)
+    ok.setup(ctx(1))
+    assert ok.settings.train_share == 1.0 and ok.settings.chunk == 1
+    cfg = TrainConfig(epochs=10, batch_size=64)
+    c = ctx(1)
+    c.extras["cfg"] = cfg
+    m = build_method("amal")
+    with pytest.raises(UserError, match=r"epochs \(10\) must exceed meta_start \(10\)"):
+        m.setup(c)
+    m = build_method("amal", meta_start=9)
+    m.setup(c)
+    assert m.batch_size == 64  # the training batch size when meta_batch is unset
+    m = build_method("amal")
+    m.setup(ctx(1))
+    assert m.batch_size == 128  # no training config: the authors' 128
+    # several teachers whose authors' total (1.9 with 2) exceeds the simplex: refused
+    with pytest.raises(UserError, match="simplex"):
+        initial("almkd", {}, 2, "authors")
+
+
+def test_alm_loss_is_the_weighted_mean_of_ce_and_each_kd_term():
+    """The training loss of an ALM method: batch mean of sum_k w_ik term_ik with its own
+    per-instance weights (reference: F.cross_entropy and F.kl_div, float64)."""
+    import torch.nn.functional as F
+
+    from methods.base import StepOutput
+
+    g = torch.Generator().manual_seed(0)
+    m = build_method("amal", T=3.0)
+    m.setup(ctx(2, n=10))
+    m.weights = torch.rand(10, 3, generator=g, dtype=torch.float64)
+    s = torch.randn(4, 5, dtype=torch.float64, generator=g)
+    t = torch.randn(2, 4, 5, dtype=torch.float64, generator=g)
+    y = torch.tensor([0, 3, 1, 4])
+    idx = torch.tensor([7, 2, 9, 0])
+    got = m.loss(StepOutput(s, torch.zeros(4, 2), y, idx, t))
+    w = m.weights[idx]
+    ref = 0.0
+    for i in range(4):
+        term = w[i, 0] * F.cross_entropy(s[i:i + 1], y[i:i + 1])
+        for k in range(2):
+            kl = F.kl_div(F.log_softmax(s[i] / 3.0, 0), F.softmax(t[k, i] / 3.0, 0),
+                          reduction="sum")
+            term = term + w[i, k + 1] * 9.0 * kl
+        ref = ref + term / 4
+    torch.testing.assert_close(got, ref)
+
+
+def test_teacher_diagnostics_against_a_loop():
+    from methods.alm_refresh import teacher_diagnostics
+
+    g = torch.Generator().manual_seed(1)
+    t = torch.randn(3, 8, 5, generator=g)
+    y = torch.randint(0, 5, (8,), generator=g)
+    y[0] = t[0, 0].argmax()  # at least one agreement
+    agree, prob = teacher_diagnostics(t, y)
+    assert agree.shape == (8, 3) and prob.shape == (8, 3)
+    for i in range(8):
+        for m in range(3):
+            assert bool(agree[i, m]) == (int(t[m, i].argmax()) == int(y[i]))
+            p = torch.exp(t[m, i, y[i]]) / torch.exp(t[m, i]).sum()
+            assert abs(float(prob[i, m]) - float(p)) < 1e-6
+    assert agree.any() and not agree.all()

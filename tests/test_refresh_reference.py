@@ -75,7 +75,7 @@ class FakeData:
         return self._augment(self.x_train[idx], gen)
 
     def batch(self, split, idx, gen=None):
-        x = (self.x_train if split == "train" else self.x_val)[idx]
+        x = {"train": self.x_train, "val": self.x_val}[split][idx]
         return x if gen is None else self._augment(x, gen)
 
 
@@ -279,5 +279,30 @@ def test_method_refresh_uses_its_context(method, rule, protocol):
         T = saved
     m.on_epoch_start(7, c)
     assert m.history["epoch"] == [7]
+    assert torch.equal(m.history["weights"][0], m.weights.float())
+    agree, prob = m.history["teacher_agrees"][0], m.history["teacher_prob_given"][0]
+    assert agree.shape == (data.n_train, 2) and agree.dtype == torch.bool
+    assert ((prob > 0) & (prob < 1)).all()
     assert (m.weights - w0).abs().max() > 1e-3
     torch.testing.assert_close(m.weights.double(), ref, rtol=1e-4, atol=2e-6)
+
+
+def test_refresh_schedule_and_validation_batches():
+    from methods.alm_refresh import refresh_due, refresh_plan
+
+    due = [e for e in range(40) if refresh_due(e, 10, 10)]
+    assert due == [10, 20, 30]
+    assert [e for e in range(12) if refresh_due(e, 4, 3)] == [4, 7, 10]
+    for n_val, v in ((30, 12), (24, 12), (25, 12), (900, 1000), (12, 12)):
+        plan = refresh_plan(50, n_val, 3, 20, 8, 2, v)
+        size = min(v, n_val)
+        assert len(plan.val_batches) == n_val // size, (n_val, v)
+        assert all(len(b) == size for b in plan.val_batches)
+        flat = np.concatenate(plan.val_batches)
+        assert len(set(flat)) == len(flat) and flat.max() < n_val
+    whole = refresh_plan(50, 30, 3, 20, 8, 2, None)
+    assert len(whole.val_batches) == 1 and np.array_equal(whole.val_batches[0], np.arange(30))
+    # training batches: a permutation cut into batches of 8 (the last smaller), chunks of 2
+    assert np.array_equal(np.sort(np.concatenate(whole.batches)), np.arange(50))
+    assert [len(b) for b in whole.batches] == [8] * 6 + [2]
+    assert whole.chunks == [(0, 2), (2, 4), (4, 6), (6, 7)]

@@ -160,3 +160,36 @@ def test_csv_table():
     frame = pd.read_csv(io.StringIO(tables.to_csv(_table())))
     assert set(frame["row"]) == {"ce", "kd", "fixed_alpha", "almkd"}
     assert frame.loc[frame["row"] == "almkd", "marker"].item() == "+"
+
+
+def test_alm_figures_skip_runs_without_teacher_diagnostics(tmp_path):
+    """A run whose alpha.npz has weights but no teacher diagnostics (almkd_full before every
+    instance was seen) keeps its weights panel and is left out of the teacher panels; it is
+    never counted as 'teacher disagrees' nor binned as probability NaN."""
+    from benchmark import figures
+
+    n = 40
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 3, n)
+    noisy = clean.copy()
+    noisy[:10] = (noisy[:10] + 1) % 3
+    w = np.stack([np.full(n, 0.3), np.full(n, 0.7)], -1)[None]
+    base = {"refresh_epoch": np.array([2]), "weights": w, "clean_labels": clean,
+            "noisy_labels": noisy}
+    with_diag = {**base, "teacher_agrees_noisy": (np.arange(n) % 2 == 0)[None, :, None],
+                 "teacher_prob_noisy": np.linspace(0, 1, n)[None, :, None]}
+    for method, arrays in (("almkd", with_diag), ("almkd_full", base)):
+        d = tmp_path / "runs" / "digits" / "symmetric_0.20" / "single-x" / method / "seed0"
+        d.mkdir(parents=True)
+        np.savez(d / "alpha.npz", **arrays)
+    alpha = figures.load_alpha(tmp_path)
+    full = alpha[alpha["method"] == "almkd_full"]
+    assert len(full) == n and full["agree"].isna().all() and full["teacher_prob"].isna().all()
+    alm = alpha[alpha["method"] == "almkd"]
+    assert alm["agree"].tolist() == [1.0, 0.0] * (n // 2)
+    figures.alm_weights(alpha, tmp_path / "w")
+    figures.alm_weight_vs_teacher(alpha, tmp_path / "t")
+    assert (tmp_path / "w.png").exists() and (tmp_path / "t.png").exists()
+    only_full = alpha[alpha["method"] == "almkd_full"]
+    figures.alm_weight_vs_teacher(only_full, tmp_path / "empty")  # skipped: no diagnostics
+    assert (tmp_path / "empty.png").exists()
