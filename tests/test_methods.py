@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy.optimize import brentq
 
+from benchmark.errors import UserError
 from benchmark.runinfo import derive_seed
 from methods.alm_refresh import lastlayer_hypergrad, logit_grads
 from methods.almkd_full import exact_hypergrad, stats_free_copy
@@ -241,6 +242,13 @@ def test_almkd_full_meta_step_descends_the_exact_hypergradient():
     assert late.history["epoch"] == [1]
     assert torch.equal(late.history["weights"][0], late.weights)
     assert torch.equal(late.history["teacher_agrees"][0], late.agree)
+    assert torch.equal(late.history["teacher_prob_given"][0], late.prob_given)
+    for ok in ({"schedule": "almkd"}, {"hypergrad": "double_backward"}):
+        build_method("almkd_full", **ok).setup(ctx)
+    for bad in ({"schedule": "daily"}, {"hypergrad": "finite_differences"},
+                {"refresh_mode": "train"}, {"meta_train_share": 0.25}):
+        with pytest.raises(UserError):
+            build_method("almkd_full", **bad).setup(ctx)
 
     m = build_method("almkd_full", meta_start=0, full_val_batch=3, meta_lr=3.0)
     m.setup(ctx)

@@ -293,7 +293,7 @@ def test_refresh_schedule_and_validation_batches():
     due = [e for e in range(40) if refresh_due(e, 10, 10)]
     assert due == [10, 20, 30]
     assert [e for e in range(12) if refresh_due(e, 4, 3)] == [4, 7, 10]
-    for n_val, v in ((30, 12), (24, 12), (25, 12), (900, 1000), (12, 12)):
+    for n_val, v in ((30, 12), (24, 12), (25, 12), (23, 12), (900, 1000), (12, 12)):
         plan = refresh_plan(50, n_val, 3, 20, 8, 2, v)
         size = min(v, n_val)
         assert len(plan.val_batches) == n_val // size, (n_val, v)
