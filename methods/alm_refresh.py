@@ -123,6 +123,9 @@ def teacher_diagnostics(teacher_logits: torch.Tensor, labels: torch.Tensor):
     return agree, prob[..., 0].T
 
 
+VAL_FORWARD_BATCH = 1000  # the authors' val_batch_size
+
+
 def _val_rows(model, data, idx: torch.Tensor, gen, augment: bool):
     """Features and logits of validation positions ``idx`` (in forward batches of 1000, the
     authors' val_batch_size, which matters in train mode), augmented with ``gen``."""
@@ -134,9 +137,6 @@ def _val_rows(model, data, idx: torch.Tensor, gen, augment: bool):
         hs.append(f)
         os_.append(o)
     return torch.cat(hs), torch.cat(os_)
-
-
-VAL_FORWARD_BATCH = 1000
 
 
 @torch.no_grad()
@@ -157,12 +157,12 @@ def lastlayer_refresh(weights: torch.Tensor, step, settings: RefreshSettings, *,
     vgen = torch.Generator(device=device)
     vgen.manual_seed(derive_seed(seed, "meta_val_augment", epoch))
     val_idx = [torch.as_tensor(v, device=device) for v in plan.val_batches]
-    # Features fixed for the whole refresh where they cannot change: eval mode, no
-    # augmentation (every chunk's batch is then a row selection), or the whole set (v1).
+    # Validation features computed once per refresh where they cannot change (eval mode
+    # without augmentation: every chunk's batch is then a row selection), or where the
+    # authors computed them once (the whole set, v1); else per chunk
     once = st.val_batch is None or (st.model_mode == "eval" and not st.val_augment)
     if once:
-        everything = torch.cat(val_idx) if st.val_batch is None else \
-            torch.arange(len(data.y_val), device=device)
+        everything = torch.arange(len(data.y_val), device=device)
         hv_all, ov_all = _val_rows(model, data, everything, vgen, st.val_augment)
     n, m = data.n_train, len(teachers)
     agree = torch.zeros(n, m, dtype=torch.bool, device=device)
@@ -181,13 +181,9 @@ def lastlayer_refresh(weights: torch.Tensor, step, settings: RefreshSettings, *,
             agree[idx], prob_given[idx] = teacher_diagnostics(t, y)
         h, o, g, idx = torch.cat(hs), torch.cat(os_), torch.cat(gs, dim=1), torch.cat(idxs)
         vb = val_idx[j % len(val_idx)]
-        if st.val_batch is None:
-            hv, ov = hv_all, ov_all
-        elif once:
-            hv, ov = hv_all[vb], ov_all[vb]
-        else:
-            hv, ov = _val_rows(model, data, vb, vgen, st.val_augment)
-        yv = data.y_val[torch.cat(val_idx)] if st.val_batch is None else data.y_val[vb]
+        hv, ov = ((hv_all[vb], ov_all[vb]) if once else
+                  _val_rows(model, data, vb, vgen, st.val_augment))
+        yv = data.y_val[vb]
         coef = torch.full((len(yv),), (1.0 - st.train_share) / len(yv), device=device)
         if st.train_share:
             hv, ov, yv = torch.cat([hv, h]), torch.cat([ov, o]), torch.cat([yv, data.y_train[idx]])
