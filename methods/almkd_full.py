@@ -121,8 +121,7 @@ class ALMKDFull(ALMKD):
             raise UserError("almkd_full: meta_train_share and refresh_mode belong to the "
                             "last-layer refresh; its exact look-ahead has neither")
         self.stats_free = stats_free_copy(ctx.extras["model"])
-        self.epoch = 0
-        self.val_gen = torch.Generator().manual_seed(derive_seed(ctx.seed, "full_val", 0))
+        self.epoch = 0  # on_epoch_start sets it and the epoch's validation generator
         # every_step: teacher diagnostics gathered from the training steps themselves, so each
         # snapshot in alpha.npz has real ones (or none, before every instance was seen once)
         n, m = ctx.n_train, ctx.n_teachers

@@ -213,9 +213,11 @@ def test_almkd_full_meta_step_descends_the_exact_hypergradient():
     from methods import build_method
     from methods.base import MethodContext, StepOutput
 
-    model, x, y, t, xv, yv, _ = _tiny_problem()
+    model, x, y, t, _, _, _ = _tiny_problem()
     model = model.float()
-    x, t, xv = x.float(), t[:1].float(), xv.float()
+    x, t = x.float(), t[:1].float()
+    g = torch.Generator().manual_seed(3)  # 12 validation examples: which 3 are drawn matters
+    xv, yv = torch.randn(12, 1, 5, 5, generator=g), torch.randint(0, 4, (12,), generator=g)
 
     class Data:
         y_val = yv
@@ -256,7 +258,7 @@ def test_almkd_full_meta_step_descends_the_exact_hypergradient():
     assert m.history["teacher_agrees"] == []  # nothing seen yet: no diagnostics stored
     w0 = m.weights.clone()
     g = torch.Generator().manual_seed(derive_seed(0, "full_val", 0))
-    order = torch.randperm(5, generator=g)[:3]
+    order = torch.randperm(12, generator=g)[:3]
     logits = model(x)  # the training step's forward (updates the running statistics once)
     ref_grad = double_backward_reference(copy.deepcopy(model).double(), x.double(), y,
                                          t.double(), xv[order].double(), yv[order],
