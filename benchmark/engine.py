@@ -142,8 +142,8 @@ class Trainer:
         # Teachers in eval mode, except under protocol authors, whose scripts leave them in
         # train mode (until a released refresh calls .eval() on them); their BatchNorm
         # statistics then change during training and are part of every checkpoint
-        self.teacher_state = teachers_train_mode(cfg.protocol)
-        self.teachers = [t.to(self.device, memory_format=memory_format).train(self.teacher_state)
+        self.teachers_train = teachers_train_mode(cfg.protocol)
+        self.teachers = [t.to(self.device, memory_format=memory_format).train(self.teachers_train)
                          for t in teachers]
         for t in self.teachers:
             t.requires_grad_(False)
@@ -175,7 +175,7 @@ class Trainer:
         }
         if best_state is not None:
             state["best_state"] = best_state
-        if self.teacher_state:
+        if self.teachers_train:
             state["teachers"] = [t.state_dict() for t in self.teachers]
             state["teachers_training"] = [t.training for t in self.teachers]
         if self.device.type == "cuda":

@@ -48,7 +48,7 @@ def resolve_hparams(method: str, hparams: dict, protocol: str, dataset: str,
     from methods.hparams import HPARAM_DEFAULTS
 
     out = dict(hparams)
-    if protocol == "authors" and "meta_chunk" in HPARAM_DEFAULTS[method]:
+    if protocol == "authors" and "meta_chunk" in HPARAM_DEFAULTS.get(method, {}):
         out.setdefault("meta_chunk", authors_chunk(dataset, n_teachers))
     return out
 

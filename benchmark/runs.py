@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from methods.hparams import HPARAM_DEFAULTS
-
 from .errors import UserError
 from .labels import LabelsFile, read_labels
 from .runinfo import derive_seed, file_sha256, provenance, spec_hash, write_json_atomic
@@ -137,8 +135,6 @@ def run(req: RunRequest) -> dict | None:
     from .protocol import resolve_hparams
 
     name = "ce" if req.kind == "teacher" else req.method
-    if name not in HPARAM_DEFAULTS:
-        build_method(name)  # the registry's one error naming the known methods
     # the protocol's preset under the user's values; the spec keeps what the user gave
     resolved = resolve_hparams(name, req.hparams, req.cfg.protocol, req.dataset,
                                len(req.teacher_dirs))
