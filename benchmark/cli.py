@@ -252,6 +252,11 @@ def _add_report(sub) -> None:
     p = sub.add_parser("report", help="rebuild every table and figure from results/ "
                                        "(trains nothing)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    p.add_argument("--strict", action="store_true",
+                   help="fail, writing nothing, when runs are missing, extra (not in the "
+                        "plan), duplicated or mixed (specs or code revisions)")
+    p.add_argument("--no-figures", action="store_true",
+                   help="tables only (skips matplotlib: a quick rerun)")
     p.set_defaults(func=_run_report)
 
 
@@ -260,7 +265,7 @@ def _run_report(args) -> None:
 
     if not args.results.is_dir():
         raise UserError(f"results folder {args.results} does not exist")
-    written = write_report(args.results)
+    written = write_report(args.results, strict=args.strict, figures=not args.no_figures)
     print(f"wrote {len(written)} files under {args.results}/tables and {args.results}/figures")
 
 

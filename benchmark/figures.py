@@ -5,7 +5,9 @@
 - ALM-KD's learned teacher share of the weight for instances with clean versus noisy labels
   and with the teacher's top class agreeing or disagreeing with the given label (the
   authors' analysis), after the last refresh and across refreshes;
-- the weight against the teacher's probability of the given label (binned means).
+- the weight against the teacher's probability of the given label (binned means);
+- a critical-difference diagram per setup (average ranks over the setup's cells, bars join
+  methods the Nemenyi post-hoc does not separate; scikit-posthocs draws it).
 
 The teacher share is sum_m w_m / sum_k w_k: a_i itself for almkd (weights sum to 1), and the
 comparable number for amal, whose weights are independent.
@@ -50,7 +52,8 @@ def _empty(plt, text: str):
 
 
 def accuracy_vs_noise(summary: pd.DataFrame, stem: Path, metric: str = "best") -> list[Path]:
-    """x: noise rate; one line per method (colour) and noise type (marker and line style)."""
+    """x: noise rate; one line per method (colour) and noise type (marker and line style);
+    ``summary`` in percent (scores.summarise)."""
     from .noise import NoiseSpec
 
     plt = _plt()
@@ -77,8 +80,8 @@ def accuracy_vs_noise(summary: pd.DataFrame, stem: Path, metric: str = "best") -
                 r = g[(g["row"] == method) & (g["kind"] == kind)].sort_values("x")
                 if r.empty:
                     continue
-                ax.errorbar(r["x"] + (i - len(methods) / 2) * 0.004, 100 * r["mean"],
-                            yerr=100 * r["std"].fillna(0), color=f"C{i}",
+                ax.errorbar(r["x"] + (i - len(methods) / 2) * 0.004, r["mean"],
+                            yerr=r["std"].fillna(0), color=f"C{i}",
                             marker=markers[k % len(markers)], ls=styles[k % len(styles)],
                             capsize=3, ms=4)
         ax.set_xlim(g["x"].min() - 0.05, g["x"].max() + 0.05)
@@ -181,4 +184,24 @@ def alm_weight_vs_teacher(alpha: pd.DataFrame, stem: Path, bins: int = 10) -> li
     ax.set_ylabel("teacher share of the weight (binned mean)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return save(fig, stem)
+
+
+def critical_difference(avg_ranks: pd.DataFrame, nemenyi: pd.DataFrame | None, test: dict,
+                        stem: Path, title: str) -> list[Path]:
+    """Average ranks (1 = best) with bars joining methods the Nemenyi post-hoc does not
+    separate at 0.05; a note instead when the setup has too few blocks or methods."""
+    plt = _plt()
+    if nemenyi is None or not test:
+        n = int(avg_ranks["blocks"].iloc[0]) if len(avg_ranks) else 0
+        return save(_empty(plt, f"{title}\nno Friedman test: {n} complete cells and "
+                           f"{len(avg_ranks)} methods (needs >= 2 and >= 3)"), stem)
+    import scikit_posthocs as sp
+
+    ranks = avg_ranks.set_index("row")["avg_rank"]
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.3 * len(ranks)))
+    sp.critical_difference_diagram(ranks, nemenyi, ax=ax)
+    ax.set_title(f"{title}\nFriedman over {test['blocks']} cells: chi2 = "
+                 f"{test['statistic']:.2f}, p = {test['p']:.3g}; bars: Nemenyi p >= 0.05",
+                 fontsize=9)
     return save(fig, stem)

@@ -424,7 +424,8 @@ def rule_name(job: Job) -> str:
     return "train_" + re.sub(r"\W", "_", job.name)
 
 
-REPORT_TABLES = ("label_noise.md", "completeness.md", "ranks.md")
+REPORT_TABLES = ("label_noise.md", "completeness.md", "ranks.md", "verdicts.md", "verdicts.csv",
+                 "comparisons.csv")
 FIGURES = ("accuracy_vs_noise",)
 ALM_FIGURES = ("alm_weights", "alm_weight_vs_teacher")
 
@@ -435,9 +436,13 @@ def setup_kind(sid: str) -> str:
     return sid.split("-")[0] + clean
 
 
+def report_kinds(setup_ids) -> list[str]:
+    """The setups the report has a table for (ce alone: one table, 'none')."""
+    return sorted({setup_kind(s) for s in setup_ids} - {"none"}) or ["none"]
+
+
 def report_tables(setup_ids) -> list[str]:
-    kinds = sorted({setup_kind(s) for s in setup_ids} - {"none"}) or ["none"]
-    return [f"{k}_{metric}.{ext}" for k in kinds for metric in ("best", "last")
+    return [f"{k}_{metric}.{ext}" for k in report_kinds(setup_ids) for metric in ("best", "last")
             for ext in ("md", "tex", "csv")]
 
 
@@ -445,8 +450,8 @@ def report_outputs(p: Plan) -> list[str]:
     """The files `noisykd report` writes for a plan (the `all` target)."""
     setups = {r.out.split("/")[4] for r in p.student_runs}
     outs = [f"results/tables/{t}" for t in REPORT_TABLES + tuple(report_tables(setups))]
-    figures = FIGURES + (ALM_FIGURES if any(r.method in ALM_METHODS for r in p.student_runs)
-                         else ())
+    figures = FIGURES + tuple(f"cd_{k}" for k in report_kinds(setups)) + (
+        ALM_FIGURES if any(r.method in ALM_METHODS for r in p.student_runs) else ())
     outs += [f"results/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]
     return outs
 

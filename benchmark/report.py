@@ -1,25 +1,72 @@
-"""`noisykd report`: every table and figure from whatever is in results/, training nothing."""
+"""`noisykd report`: every table and figure from whatever is in results/, training nothing.
+
+``analyse`` turns the runs the tables may use into every number (no files): per setup and
+metric the common-seed summary, the declared comparisons with their markers and minimum
+detectable difference, the aggregate verdicts and the ranks. ``write_report`` checks
+completeness first (a duplicate, or any problem under ``--strict``, stops it before a file is
+written), names each kind of problem in one line on stderr, then writes the files.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from .collect import collect_runs, collect_teachers, completeness
-from .grid import ALM_METHODS, report_tables
+from . import completeness as completeness_mod
+from .collect import collect_runs, collect_teachers
+from .errors import UserError
+from .grid import ALM_METHODS, report_kinds
+from .ranks import setup_ranks
 from .runinfo import atomic_write_text
-from .stats import (
-    METRICS,
-    WILCOXON_MIN_N,
-    markers,
-    method_scores,
-    paired_comparisons,
-    ranks,
-    summarise,
-)
+from .scores import METRICS, common_seeds, method_scores, summarise
+from .stats import minimum_detectable, paired_comparisons
+from .verdicts import finalise, setup_verdicts
+
+PRIMARY = "best"
+COMPARISONS_CSV = ["setup", "metric", "dataset", "noise_id", "alm", "baseline", "n",
+                   "mean_diff", "ci_low", "ci_high", "p", "p_holm", "marker", "p_wilcoxon",
+                   "sd_diff"]
+
+
+@dataclass
+class Analysis:
+    setups: list[str]
+    summary: dict = field(default_factory=dict)  # metric -> common-seed summary, all setups
+    comparisons: dict = field(default_factory=dict)  # (setup, metric) -> frame
+    mde: dict = field(default_factory=dict)  # (setup, metric) -> stats.minimum_detectable
+    ranks: dict = field(default_factory=dict)  # (setup, metric) -> (avg, friedman, nemenyi)
+    verdicts: pd.DataFrame = None
+
+    def comparisons_frame(self) -> pd.DataFrame:
+        parts = [c.assign(setup=s, metric=m) for (s, m), c in self.comparisons.items()]
+        if not parts:
+            return pd.DataFrame(columns=COMPARISONS_CSV)
+        return pd.concat(parts, ignore_index=True)[COMPARISONS_CSV]
+
+
+def analyse(runs: pd.DataFrame, alm: tuple, baselines: tuple, setups=None) -> Analysis:
+    setups = sorted(setups if setups is not None else set(runs["setup"]) - {"none"})
+    out = Analysis(setups)
+    parts = []
+    for metric in METRICS:
+        scores = common_seeds(method_scores(runs, metric))
+        out.summary[metric] = summarise(scores)
+        for setup in setups:
+            sub = scores[scores["setup"] == setup]
+            comp = paired_comparisons(sub, alm, baselines)
+            out.comparisons[(setup, metric)] = comp
+            out.mde[(setup, metric)] = minimum_detectable(comp)
+            out.ranks[(setup, metric)] = setup_ranks(
+                out.summary[metric][out.summary[metric]["setup"] == setup])
+            parts.append(setup_verdicts(sub, setup, metric, alm, baselines))
+    out.verdicts = finalise(pd.concat(parts, ignore_index=True) if parts
+                            else setup_verdicts(runs.iloc[:0], "", "", (), ()))
+    return out
 
 
 def teacher_context(runs: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
@@ -46,68 +93,118 @@ def _markdown(df: pd.DataFrame, empty: str) -> str:
                     disable_numparse=True) + "\n"
 
 
-def write_report(results: Path) -> list[Path]:
-    from . import figures, tables
+def _fmt(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Numbers as text with ``digits`` significant digits (p-values) or 2 decimals."""
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_float_dtype(out[c]):
+            fmt = (lambda v: f"{v:.{digits}g}") if c.startswith("p") else (lambda v: f"{v:.2f}")
+            out[c] = [("" if v != v else fmt(v)) for v in out[c]]
+    return out
+
+
+def _ranks_markdown(a: Analysis) -> str:
+    from .tables import METRIC_NAMES
+
+    md = ["# Average ranks, Friedman tests and Nemenyi post-hoc, per setup\n\n"
+          "Blocks: the setup's (dataset, noise) cells that have every method; ranks of the "
+          "common-seed means (1 = best). Nemenyi p-values (scikit-posthocs) below each test; "
+          "the critical-difference diagrams are figures/cd_<setup>.png (primary metric).\n"]
+    for metric in METRICS:
+        for setup in a.setups:
+            avg, test, nem = a.ranks[(setup, metric)]
+            md.append(f"\n## {setup}: {METRIC_NAMES[metric]}\n\n"
+                      + _markdown(_fmt(avg), "No cell has every method."))
+            if test:
+                md.append("\nFriedman test over {blocks} cells and {methods} methods: "
+                          "chi2 = {statistic:.3f}, p = {p:.3g}.\n".format(**test))
+                md.append("\nNemenyi p-values:\n\n" + _markdown(
+                    _fmt(nem.rename_axis("row").reset_index().rename(
+                        columns=lambda c: c if c == "row" else f"p {c}")), ""))
+            else:
+                md.append("\nFriedman test: needs at least 3 methods and 2 complete cells.\n")
+    return "".join(md)
+
+
+def _verdicts_markdown(v: pd.DataFrame) -> str:
+    return ("# Aggregate verdicts: each ALM method against each declared baseline, per "
+            "setup\n\nPrimary metric: test accuracy at the best clean-validation epoch "
+            "(metric best); last-epoch verdicts follow. mean_diff, ci_low, ci_high in "
+            "percentage points: the mean over cells of the per-cell mean paired difference "
+            "and its 95% bootstrap interval (seeds resampled within cells). p_wilcoxon: "
+            "signed-rank test over per-cell differences; p_holm: Holm over every row of this "
+            "file. prob_improvement: rliable's probability of improvement. better / worse: "
+            "p_holm < 0.05 and the interval excludes 0; with fewer than 6 cells the Wilcoxon "
+            "test cannot reach 0.05.\n\n"
+            + _markdown(_fmt(v.assign(secondary=v["metric"] != PRIMARY)
+                             .sort_values(["secondary", "setup"], kind="stable")
+                             .drop(columns="secondary")),
+                        "No declared comparison has a cell with two common seeds."))
+
+
+def write_report(results: Path, *, strict: bool = False, figures: bool = True) -> list[Path]:
+    from . import tables
     from .labels_summary import labels_summary_markdown
 
     results = Path(results)
     tdir, fdir = results / "tables", results / "figures"
+    found = collect_runs(results)
+    comp = completeness_mod.check(results, found)
+    completeness_mod.raise_on_duplicates(comp)
+    problems = comp.problems()
+    if strict and problems:
+        raise UserError("--strict: " + "; ".join(problems)
+                        + " (details: run without --strict and read tables/completeness.md)")
+    for line in problems:
+        print(f"noisykd report: {line}", file=sys.stderr)
+    runs = comp.included
     written: list[Path] = []
 
     def put(path: Path, text: str) -> None:
         atomic_write_text(path, text)
         written.append(path)
 
-    runs = collect_runs(results)
-    teacher_frame = collect_teachers(results)
-    comp = completeness(results, runs)
-    put(tdir / "completeness.md",
-        f"# Completeness\n\nExpected runs from: {comp.expected_source}. Finished runs: "
-        f"{len(runs)}.\n\n## Missing or failed runs\n\n"
-        + _markdown(comp.missing, "None: every expected run finished.")
-        + "\n## Cells whose runs differ in spec or code revision\n\n"
-        + _markdown(comp.inconsistent, "None."))
+    put(tdir / "completeness.md", completeness_mod.markdown(comp, len(found), _markdown))
     labels = sorted(results.glob("labels/*/*/seed*.npz"))
     put(tdir / "label_noise.md", labels_summary_markdown(labels) if labels
         else "# Label noise\n\nNo labels files.\n")
 
-    setup_ids = set(runs["setup_id"]) if len(runs) else {"none"}
-    wanted = {name.rsplit("_", 1)[0] for name in report_tables(setup_ids)}
-    context = teacher_context(runs, teacher_frame)
-    rank_md = ["# Average ranks and Friedman tests\n"]
-    comparisons_all = []
+    setup_ids = set(runs["setup_id"]) | {Path(r).parts[3] for r in comp.plan.runs or []}
+    wanted = report_kinds(setup_ids)
+    a = analyse(runs, comp.plan.alm, comp.plan.baselines, setups=wanted)
+    context = teacher_context(runs, collect_teachers(results))
+    mixed = comp.mixed_cells()
     for metric in METRICS:
-        scores = method_scores(runs, metric)
-        summary = summarise(scores)
-        for setup in sorted(wanted):
-            sub = scores[scores["setup"] == setup]
-            comp_tab = paired_comparisons(sub)
-            comparisons_all.append(comp_tab.assign(metric=metric))
-            table = tables.build_table(setup, metric, summary, markers(
-                summary[summary["setup"] == setup], comp_tab),
-                context[context["setup"] == setup])
+        for setup in wanted:
+            c = a.comparisons[(setup, metric)]
+            table = tables.build_table(
+                setup, metric, a.summary[metric], c, context[context["setup"] == setup],
+                baselines=comp.plan.baselines, mixed=mixed, mde=a.mde[(setup, metric)],
+                verdicts=a.verdicts, n_verdicts=len(a.verdicts))
             put(tdir / f"{setup}_{metric}.md", tables.to_markdown(table))
             put(tdir / f"{setup}_{metric}.tex", tables.to_latex(table))
             put(tdir / f"{setup}_{metric}.csv", tables.to_csv(table))
-        avg, test = ranks(summary)
-        rank_md.append(f"\n## {tables.METRIC_NAMES[metric]}\n\n"
-                       + _markdown(avg.round(2) if len(avg) else avg, "No cell has every method.")
-                       + ("\nFriedman test over {cells} cells and {methods} methods: "
-                          "chi2 = {statistic:.3f}, p = {p:.4g}.\n".format(**test) if test else
-                          "\nFriedman test: needs at least 3 methods and 2 complete cells.\n"))
-        if metric == "best":
-            written += figures.accuracy_vs_noise(summary, fdir / "accuracy_vs_noise", metric)
-    comps = pd.concat(comparisons_all, ignore_index=True) if comparisons_all else pd.DataFrame()
-    rank_md.append("\n## Paired comparisons (ALM method vs baseline, per cell)\n\n"
-                   + _markdown(comps.round(5).astype(object).where(comps.notna(), "")
-                               if len(comps) else comps, "No comparisons.")
-                   + "\nt_p: paired t-test; wilcoxon_p: Wilcoxon signed-rank, only when "
-                     f"n >= {WILCOXON_MIN_N}; *_holm: Holm-adjusted within one table (setup "
-                     "and metric).\n")
-    put(tdir / "ranks.md", "".join(rank_md))
-    alpha = figures.load_alpha(results)
-    if len(alpha) or (len(runs) and runs["method"].isin(ALM_METHODS).any()):
-        written += figures.alm_weights(alpha, fdir / "alm_weights")
-        written += figures.alm_weight_vs_teacher(alpha, fdir / "alm_weight_vs_teacher")
+    put(tdir / "comparisons.csv", a.comparisons_frame().to_csv(index=False, float_format="%.6g"))
+    put(tdir / "verdicts.csv", a.verdicts.to_csv(index=False, float_format="%.6g"))
+    put(tdir / "verdicts.md", _verdicts_markdown(a.verdicts))
+    put(tdir / "ranks.md", _ranks_markdown(a))
+    if figures:
+        written += _figures(results, fdir, a, runs)
     atomic_write_text(tdir / "manifest.json", json.dumps([str(p) for p in written], indent=1))
     return written
+
+
+def _figures(results: Path, fdir: Path, a: Analysis, runs: pd.DataFrame) -> list[Path]:
+    from . import figures
+    from .tables import METRIC_NAMES
+
+    out = figures.accuracy_vs_noise(a.summary[PRIMARY], fdir / "accuracy_vs_noise", PRIMARY)
+    for setup in a.setups:
+        avg, test, nem = a.ranks[(setup, PRIMARY)]
+        out += figures.critical_difference(avg, nem, test, fdir / f"cd_{setup}",
+                                           f"{setup}: {METRIC_NAMES[PRIMARY]}")
+    alpha = figures.load_alpha(results)
+    if len(alpha) or (len(runs) and runs["method"].isin(ALM_METHODS).any()):
+        out += figures.alm_weights(alpha, fdir / "alm_weights")
+        out += figures.alm_weight_vs_teacher(alpha, fdir / "alm_weight_vs_teacher")
+    return out

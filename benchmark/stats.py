@@ -1,157 +1,129 @@
-"""Statistics over seeds: cell summaries, paired tests with Holm correction, ranks.
+"""Per-cell comparisons declared before looking: each ALM row against each declared baseline.
 
-Per (dataset, noise, setup) cell: mean, std and n over seeds for every method; each ALM
-method against each baseline by a paired t-test over seeds (scipy.stats.ttest_rel) with the
-mean difference and its 95% confidence interval, and the Wilcoxon signed-rank test once
-n >= 6 (with 5 or fewer pairs its smallest two-sided p is 2/2^5 = 0.0625, so it cannot reach
-0.05 and is not printed). Holm correction (statsmodels) across all comparisons of one table.
-``fixed_alpha`` enters as the run whose a had the best clean-validation accuracy in each seed
-(best epoch for the primary metric, last epoch for the last-epoch one), with the chosen a.
+Per (dataset, noise, setup) cell and seed-paired on the cell's common seeds (scores.py): the
+mean difference in percentage points, the paired t-test and scipy's 95% confidence interval
+of the mean difference, and the Wilcoxon signed-rank p once n >= 6 (with 5 or fewer pairs
+its smallest two-sided p is 2/2^5 = 0.0625). The baselines are the ones the plan names, never
+one picked by its test mean (picking the best baseline by test mean and then testing against
+it biases every comparison against the ALM method). Holm runs over exactly the comparisons
+of one table (setup and metric), every one of which can produce a marker. A zero-variance
+difference has no t-test and produces no marker.
+
+``minimum_detectable`` says how large a difference the markers can see: the paired t-test's
+80%-power effect (statsmodels) at the table's n and pooled sd of paired differences, at
+Holm's first threshold and unadjusted, so that "no marker" is not read as "no effect".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 
-from .grid import ALM_METHODS, BASELINE_METHODS
+from .scores import CELL, base_method
 
-BASELINES = BASELINE_METHODS  # ce, kd, fixed_alpha
-METRICS = {"best": ("test_acc_best_val", "val_acc_best"), "last": ("test_acc_last", "val_acc_last")}
-CELL = ["dataset", "noise_id", "setup"]
 WILCOXON_MIN_N = 6
 ALPHA = 0.05
+POWER = 0.8
+COMPARISON_COLUMNS = CELL + ["alm", "baseline", "n", "mean_diff", "sd_diff", "ci_low",
+                             "ci_high", "p", "p_wilcoxon", "p_holm", "marker"]
 
 
-def method_scores(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One score per (cell, method row, seed). ce runs (setup none) join every setup's cell;
-    fixed_alpha collapses to the a with the best validation accuracy per seed."""
-    test_col, val_col = METRICS[metric]
-    setups = sorted(set(runs["setup"]) - {"none"})
-    ce = runs[runs["setup"] == "none"]
-    parts = [runs[runs["setup"] != "none"]]
-    for s in setups:
-        parts.append(ce.assign(setup=s))
-    frame = pd.concat(parts, ignore_index=True) if parts else runs
-    # a method shows under its name unless one cell holds several variants of it
-    variants = frame.groupby(CELL + ["method"])["method_id"].transform("nunique")
-    frame = frame.assign(label=np.where((variants > 1) & (frame["method"] != "fixed_alpha"),
-                                        frame["method_id"], frame["method"]))
-    rows = []
-    keys = CELL + ["method", "seed"]
-    for key, g in frame.groupby(keys, sort=True):
-        if key[3] == "fixed_alpha":
-            pick = g.sort_values([val_col, "alpha"], ascending=[False, True]).iloc[0]
-            rows.append(dict(zip(keys, key, strict=True)) | {
-                "row": "fixed_alpha", "score": pick[test_col], "alpha": pick["alpha"]})
-        else:
-            for r in g.itertuples():
-                rows.append(dict(zip(keys, key, strict=True)) | {
-                    "row": r.label, "score": getattr(r, test_col), "alpha": np.nan})
-    return pd.DataFrame(rows, columns=keys + ["row", "score", "alpha"])
+def declared_pairs(rows, alm: tuple, baselines: tuple) -> list[tuple[str, str]]:
+    """(ALM row, baseline row) for every row of a cell whose method is declared; baselines
+    in the declared order."""
+    alms = sorted(r for r in rows if base_method(r) in alm)
+    bases = sorted((r for r in rows if base_method(r) in baselines),
+                   key=lambda r: (baselines.index(base_method(r)), r))
+    return [(a, b) for a in alms for b in bases]
 
 
-def summarise(scores: pd.DataFrame) -> pd.DataFrame:
-    """mean, std (ddof 1), n and the chosen fixed_alpha values per cell and row."""
-    def chosen(a):
-        a = a.dropna()
-        return ",".join(f"{v:g}" for v in a) if len(a) else ""
-
-    g = scores.groupby(CELL + ["row"])
-    out = g["score"].agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else np.nan,
-                         n="count").reset_index()
-    out["alphas"] = g["alpha"].agg(chosen).values
+def paired_tests(a: np.ndarray, b: np.ndarray) -> dict:
+    """Paired tests of equal-length rows: ``a``, ``b`` are [cells, n] (n seeds each); one
+    vectorised scipy call per test for all cells."""
+    d = a - b
+    k, n = d.shape
+    nan = np.full(k, np.nan)
+    out = {"n": np.full(k, n), "mean_diff": d.mean(1) if n else nan,
+           "sd_diff": d.std(1, ddof=1) if n > 1 else nan, "ci_low": nan.copy(),
+           "ci_high": nan.copy(), "p": nan.copy(), "p_wilcoxon": nan.copy()}
+    if n < 2:
+        return out
+    spread = out["sd_diff"] > 0
+    flat = ~spread
+    out["ci_low"][flat] = out["ci_high"][flat] = out["mean_diff"][flat]
+    if spread.any():
+        res = stats.ttest_rel(a[spread], b[spread], axis=1)
+        ci = res.confidence_interval(1 - ALPHA)
+        out["p"][spread], out["ci_low"][spread], out["ci_high"][spread] = (
+            res.pvalue, ci.low, ci.high)
+        if n >= WILCOXON_MIN_N:
+            out["p_wilcoxon"][spread] = stats.wilcoxon(a[spread], b[spread], axis=1).pvalue
     return out
 
 
-@dataclass
-class Comparison:
-    cell: tuple
-    alm: str
-    baseline: str
-    n: int
-    mean_diff: float
-    ci_low: float
-    ci_high: float
-    t_p: float
-    wilcoxon_p: float | None
+def cell_groups(wide: pd.DataFrame, a: str, b: str):
+    """Seed-aligned scores of rows a and b, per group of cells with equal n: yields
+    (cells, a [cells, n], b [cells, n]); ``wide`` is indexed by cell and seed."""
+    pair = wide[[a, b]].dropna()
+    n = pair.groupby(level=CELL).size()
+    for size, cells in n.groupby(n):
+        sub = pair[pair.index.droplevel("seed").isin(cells.index)].sort_index()
+        yield (cells.index, sub[a].to_numpy(float).reshape(-1, size),
+               sub[b].to_numpy(float).reshape(-1, size))
 
 
-def paired_comparisons(scores: pd.DataFrame) -> pd.DataFrame:
-    """Every ALM row against every baseline row, per cell, paired by seed; Holm-adjusted
-    across all comparisons passed in (call it with one table's scores)."""
-    rows = []
-    for cell, g in scores.groupby(CELL):
-        wide = g.pivot_table(index="seed", columns="row", values="score")
-        alms = [c for c in wide.columns if c.split("-")[0] in ALM_METHODS]
-        bases = [c for c in wide.columns if c.split("-")[0] in BASELINES]
-        for a in alms:
-            for b in bases:
-                pair = wide[[a, b]].dropna()
-                n = len(pair)
-                if n < 2:
-                    continue
-                d = pair[a] - pair[b]
-                mean, sd = d.mean(), d.std(ddof=1)
-                if sd == 0:
-                    t_p, half = (1.0 if mean == 0 else 0.0), 0.0
-                else:
-                    t_p = stats.ttest_rel(pair[a], pair[b]).pvalue
-                    half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
-                w_p = None
-                if n >= WILCOXON_MIN_N and (d != 0).any():
-                    w_p = stats.wilcoxon(pair[a], pair[b]).pvalue
-                rows.append({**dict(zip(CELL, cell, strict=True)), "alm": a, "baseline": b,
-                             "n": n, "mean_diff": mean, "ci_low": mean - half,
-                             "ci_high": mean + half, "t_p": t_p, "wilcoxon_p": w_p})
-    out = pd.DataFrame(rows, columns=CELL + ["alm", "baseline", "n", "mean_diff", "ci_low",
-                                            "ci_high", "t_p", "wilcoxon_p"])
-    if len(out):
-        out["t_p_holm"] = multipletests(out["t_p"], method="holm")[1]
-        has_w = out["wilcoxon_p"].notna()
-        out["wilcoxon_p_holm"] = np.nan
-        if has_w.any():
-            out.loc[has_w, "wilcoxon_p_holm"] = multipletests(
-                out.loc[has_w, "wilcoxon_p"].astype(float), method="holm")[1]
-    else:
-        out["t_p_holm"] = []
-        out["wilcoxon_p_holm"] = []
+def wide_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    return scores.pivot_table(index=CELL + ["seed"], columns="row", values="score")
+
+
+def holm(p: pd.Series) -> pd.Series:
+    """Holm-adjusted p over the finite entries; NaN stays NaN (no test, no claim)."""
+    out = pd.Series(np.nan, index=p.index)
+    ok = p.notna()
+    if ok.any():
+        out[ok] = multipletests(p[ok].astype(float), method="holm")[1]
     return out
 
 
-def markers(summary: pd.DataFrame, comparisons: pd.DataFrame) -> dict:
-    """(cell, alm row) -> "+" / "-" when it is significantly better / worse (Holm-adjusted
-    paired t-test) than the best baseline of the cell (highest mean)."""
-    out = {}
-    for cell, g in summary.groupby(CELL):
-        base = g[g["row"].str.split("-").str[0].isin(BASELINES)]
-        if base.empty:
-            continue
-        best = base.sort_values("mean", ascending=False).iloc[0]["row"]
-        c = comparisons
-        sel = c[(c[CELL] == pd.Series(cell, index=CELL)).all(axis=1) & (c["baseline"] == best)]
-        for r in sel.itertuples():
-            if r.t_p_holm < ALPHA:
-                out[(cell, r.alm)] = "+" if r.mean_diff > 0 else "-"
+def paired_comparisons(scores: pd.DataFrame, alm: tuple, baselines: tuple) -> pd.DataFrame:
+    """One table's comparisons (pass one setup's and one metric's common-seed scores)."""
+    parts = []
+    wide = wide_scores(scores)
+    for a, b in declared_pairs(wide.columns, alm, baselines):
+        for cells, xa, xb in cell_groups(wide, a, b):
+            parts.append(cells.to_frame(index=False).assign(alm=a, baseline=b,
+                                                            **paired_tests(xa, xb)))
+    out = (pd.concat(parts, ignore_index=True) if parts
+           else pd.DataFrame(columns=COMPARISON_COLUMNS[:-2]))
+    out = out[COMPARISON_COLUMNS[:-2]].sort_values(CELL + ["alm"], kind="stable")
+    out = out.reset_index(drop=True)
+    out["p_holm"] = holm(out["p"])
+    out["marker"] = np.where(out["p_holm"] < ALPHA,
+                             np.where(out["mean_diff"] > 0, "+", "-"), "")
     return out
 
 
-def ranks(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Average rank of each row across cells (1 = best mean) and a Friedman test over the
-    cells in which every row has a score."""
-    wide = summary.pivot_table(index=CELL, columns="row", values="mean").dropna(axis=0)
-    if wide.empty:
-        return pd.DataFrame(columns=["row", "avg_rank", "cells"]), {}
-    rank = wide.rank(axis=1, ascending=False)
-    avg = rank.mean().sort_values().rename("avg_rank").reset_index()
-    avg["cells"] = len(wide)
-    test = {}
-    if wide.shape[1] >= 3 and wide.shape[0] >= 2:
-        res = stats.friedmanchisquare(*[wide[c].values for c in wide.columns])
-        test = {"statistic": float(res.statistic), "p": float(res.pvalue),
-                "cells": int(wide.shape[0]), "methods": int(wide.shape[1])}
-    return avg, test
+def minimum_detectable(comparisons: pd.DataFrame) -> dict | None:
+    """The difference (points) the table's markers detect with 80% power: paired t-test at
+    the most common n, pooled sd of paired differences, at Holm's first threshold alpha/m and
+    unadjusted. None when no comparison has two seeds and a spread."""
+    ok = comparisons[(comparisons["n"] >= 2) & (comparisons["sd_diff"] > 0)]
+    if ok.empty:
+        return None
+    n = int(ok["n"].mode().max())
+    sd = float(np.sqrt((ok["sd_diff"] ** 2).mean()))
+    m = int(comparisons["p"].notna().sum())
+
+    def mde(alpha: float) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=POWER,
+                                         alternative="two-sided")
+        return float(np.atleast_1d(d)[0]) * sd
+
+    return {"n": n, "sd": sd, "m": m, "holm": mde(ALPHA / max(m, 1)), "unadjusted": mde(ALPHA)}

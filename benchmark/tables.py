@@ -1,10 +1,14 @@
-"""Paper tables: one per teacher setup, rows = methods, columns = dataset / noise.
+"""Paper tables: one per teacher setup and metric, rows = methods, columns = dataset / noise.
 
-Markdown, LaTeX (booktabs, a standalone document that compiles on its own) and CSV are
-written from one frame. Cells are ``mean ± std`` over seeds in percent; the best mean of a
-column is bold; ``+`` / ``-`` marks an ALM method significantly better / worse than the
-best baseline of the column (paired t-test over seeds, Holm-corrected within the table);
-context rows give the teachers' test accuracy and their agreement with the given labels.
+Markdown, LaTeX (booktabs, a standalone document that compiles on its own, one tabular per
+dataset so wide grids fit a page) and CSV are written from one tidy frame, in percent. A cell
+is ``mean ± std`` over the seeds every method of the cell has; the best mean of a column is
+bold; after an ALM method's cell, ``+K`` / ``-K`` say it is significantly better / worse than
+the baseline K (stats.py: declared comparisons, paired t-test, Holm over the table), and the
+legend gives the smallest difference the markers detect with 80% power. A dagger marks a
+column whose methods mix specs or code revisions. Context rows: the teachers' test accuracy
+and agreement with the given labels. The Markdown file opens with the setup's aggregate
+verdicts (verdicts.py).
 """
 
 from __future__ import annotations
@@ -16,104 +20,169 @@ import pandas as pd
 from tabulate import tabulate
 
 from .grid import METHOD_NAMES
-from .stats import ALPHA, CELL, WILCOXON_MIN_N
+from .scores import base_method
+from .stats import ALPHA, POWER, WILCOXON_MIN_N
+from .verdicts import MIN_CELLS_FOR_P
 
 ROW_ORDER = METHOD_NAMES  # rows in the order methods/hparams.py lists them
 METRIC_NAMES = {"best": "test accuracy at the best clean-validation epoch",
                 "last": "test accuracy at the last epoch"}
+SHORT = {"kd": "K", "fixed_alpha": "F", "ce": "C"}
+MIXED = "†"
+TABLE_CSV_COLUMNS = ["setup", "metric", "dataset", "noise_id", "row", "mean", "std", "n",
+                     "alphas", "markers", "best", "mixed"]
 
 
 def _row_key(row: str):
-    base = row.split("-")[0]
+    base = base_method(row)
     return (ROW_ORDER.index(base) if base in ROW_ORDER else len(ROW_ORDER), row)
+
+
+def short(row: str) -> str:
+    return SHORT.get(row, row)
 
 
 @dataclass
 class Table:
     setup: str
     metric: str
-    frame: pd.DataFrame  # tidy: dataset, noise_id, row, mean, std, n, alphas, marker, best
+    frame: pd.DataFrame  # tidy, percent: dataset, noise_id, row, mean, std, n, alphas, markers,
+    #                      best, mixed
     columns: list[tuple[str, str]]
     rows: list[str]
-    teachers: pd.DataFrame  # dataset, noise_id, teacher_acc, teacher_agreement
+    teachers: pd.DataFrame  # dataset, noise_id, teacher_acc, teacher_agreement (fractions)
     n_max: int
+    baselines: tuple[str, ...]  # declared baselines, in table order
+    mde: dict | None  # stats.minimum_detectable
+    verdicts: pd.DataFrame  # this setup's and metric's rows of verdicts.csv
+    n_verdicts: int  # the Holm family of the verdicts
 
     def legend(self) -> str:
         ns = sorted(set(self.frame["n"]))
         n_text = (f"n = {ns[0]} seeds in every cell" if len(ns) == 1 else
                   f"n = {', '.join(map(str, ns))} seeds (cells with fewer than {self.n_max} "
                   "show their n)")
+        keys = ", ".join(f"{short(b)} = {b}" for b in self.baselines)
+        m = self.mde
+        power = (f"No marker is not no effect: at n = {m['n']} and this table's pooled sd of "
+                 f"paired differences ({m['sd']:.2f} points), a difference is marked with "
+                 f"{POWER:.0%} power from {m['holm']:.2f} points (Holm's first threshold, "
+                 f"{ALPHA}/{m['m']}; {m['unadjusted']:.2f} points unadjusted). "
+                 if m else "No comparison has two seeds: no marker is possible. ")
         return (f"Setup {self.setup}. Metric: {METRIC_NAMES[self.metric]}, mean ± std over "
-                f"seeds in percent; {n_text}. Bold: best mean in the column. +/-: an ALM "
-                f"method is significantly better/worse than the column's best baseline "
-                f"(paired t-test over seeds, Holm-corrected across all comparisons in this "
-                f"table, alpha = {ALPHA}); ranks.md lists every comparison with its 95% "
-                f"confidence interval, and Wilcoxon signed-rank p-values once n >= "
-                f"{WILCOXON_MIN_N} (with fewer pairs it cannot reach 0.05). fixed_alpha: "
-                "per seed, the alpha with the best clean-validation accuracy (chosen values "
-                "in the 'chosen alpha' row). Teacher rows: test "
-                "accuracy of the teachers students distil from and their agreement with the "
-                "given (noisy) training labels, mean over seeds and teachers.")
+                f"seeds in percent, on the seeds that every method of the cell has; {n_text}. "
+                "Bold: best mean in the column. Markers after an ALM method: +X / -X: "
+                f"significantly better / worse than baseline X ({keys}; declared before "
+                "any test number, never chosen by test mean): paired t-test over seeds, "
+                f"Holm-corrected over the {m['m'] if m else 0} comparisons of this table "
+                f"(alpha = {ALPHA}). {power}comparisons.csv lists every difference with its "
+                f"95% confidence interval and p (Wilcoxon signed-rank too once n >= "
+                f"{WILCOXON_MIN_N}). {MIXED}: the column's methods mix specs or code "
+                "revisions (completeness.md). fixed_alpha: per seed, the alpha with the best "
+                "clean-validation accuracy (chosen values in the 'chosen alpha' row). Teacher "
+                "rows: test accuracy of the teachers students distil from and their agreement "
+                "with the given (noisy) training labels, mean over seeds and teachers.")
+
+    def verdict_legend(self) -> str:
+        return ("Across the setup's cells: the mean over cells of the per-cell mean paired "
+                "difference (points), its 95% bootstrap interval resampling seeds within "
+                "cells, the Wilcoxon signed-rank test over per-cell differences (Holm over "
+                f"all {self.n_verdicts} verdicts in verdicts.csv) and rliable's probability "
+                "of improvement. better / worse: Holm p < 0.05 and the interval excludes 0; "
+                f"with fewer than {MIN_CELLS_FOR_P} cells the Wilcoxon test cannot reach "
+                "0.05, so the verdict is 'no difference' whatever the data.")
 
 
-def build_table(setup: str, metric: str, summary: pd.DataFrame, marks: dict,
-                teachers: pd.DataFrame) -> Table:
+def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.DataFrame,
+                teachers: pd.DataFrame, *, baselines: tuple, mixed: set, mde: dict | None,
+                verdicts: pd.DataFrame, n_verdicts: int) -> Table:
+    """``summary``/``comparisons``: this setup's and metric's (percent, points)."""
     s = summary[summary["setup"] == setup].copy()
-    s["marker"] = [marks.get((tuple(r[c] for c in CELL), r["row"]), "")
-                   for _, r in s.iterrows()]
+    marks: dict = {}
+    for r in comparisons[comparisons["marker"] != ""].itertuples():
+        marks.setdefault((r.dataset, r.noise_id, r.alm), []).append(
+            f"{r.marker}{short(r.baseline)}")
+    s["markers"] = [" ".join(marks.get((r.dataset, r.noise_id, r.row), []))
+                    for r in s.itertuples()]
     s["best"] = s.groupby(["dataset", "noise_id"])["mean"].transform("max") == s["mean"]
+    s["mixed"] = [(d, n, setup) in mixed for d, n in zip(s["dataset"], s["noise_id"],
+                                                         strict=True)]
     columns = sorted({(d, n) for d, n in zip(s["dataset"], s["noise_id"], strict=True)})
     rows = sorted(set(s["row"]), key=_row_key)
-    return Table(setup, metric, s.drop(columns=["setup"]), columns, rows,
-                 teachers, int(s["n"].max()) if len(s) else 0)
+    v = verdicts[(verdicts["setup"] == setup) & (verdicts["metric"] == metric)]
+    return Table(setup, metric, s.drop(columns=["setup"]), columns, rows, teachers,
+                 int(s["n"].max()) if len(s) else 0, tuple(baselines), mde, v, n_verdicts)
 
 
 def _cell_text(r, n_max: int, bold, mark, esc) -> str:
-    std = "" if math.isnan(r["std"]) else f" ± {100 * r['std']:.2f}"
-    text = f"{100 * r['mean']:.2f}{std}"
+    std = "" if math.isnan(r["std"]) else f" ± {r['std']:.2f}"
+    text = f"{r['mean']:.2f}{std}"
     if r["n"] < n_max:
         text += f" (n={int(r['n'])})"
     text = esc(text)
     if r["best"]:
         text = bold(text)
-    if r["marker"]:
-        text += mark(r["marker"])
+    if r["markers"]:
+        text += mark(r["markers"])
     return text
 
 
-def _grid(t: Table, bold, mark, header_sep: str, esc=lambda x: x):
+def _grid(t: Table, columns, bold, mark, header_sep: str, esc=lambda x: x):
     """Header and body cells; ``esc`` is applied to plain text before bold and markers."""
     by = {(r["row"], r["dataset"], r["noise_id"]): r for _, r in t.frame.iterrows()}
-    headers = ["method"] + [f"{esc(d)}{header_sep}{esc(n)}" for d, n in t.columns]
+    mixed = {(r["dataset"], r["noise_id"]) for _, r in t.frame.iterrows() if r["mixed"]}
+    headers = ["method"] + [f"{esc(d)}{header_sep}{esc(n)}" + (MIXED if (d, n) in mixed else "")
+                            for d, n in columns]
     body = []
     for row in t.rows:
-        body.append([esc(row)] + [_cell_text(by[(row, d, n)], t.n_max, bold, mark, esc)
-                                  if (row, d, n) in by else "" for d, n in t.columns])
+        cells = [_cell_text(by[(row, d, n)], t.n_max, bold, mark, esc)
+                 if (row, d, n) in by else "" for d, n in columns]
+        if not any(cells):
+            continue
+        body.append([esc(row)] + cells)
         if row == "fixed_alpha":
             body.append(["chosen alpha"] + [esc(by[(row, d, n)]["alphas"])
-                                            if (row, d, n) in by else "" for d, n in t.columns])
+                                            if (row, d, n) in by else "" for d, n in columns])
     tc = {(r.dataset, r.noise_id): r for r in t.teachers.itertuples()}
     for label, attr in (("teacher acc", "teacher_acc"), ("teacher agreement", "teacher_agreement")):
-        if any(c in tc for c in t.columns):
+        if any(c in tc for c in columns):
             body.append([label] + [f"{100 * getattr(tc[c], attr):.2f}" if c in tc else ""
-                                   for c in t.columns])
+                                   for c in columns])
     return headers, body
 
 
+def verdict_rows(t: Table) -> list[list[str]]:
+    return [[r.alm, r.baseline, str(r.n_cells), f"{r.mean_diff:+.2f}",
+             f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]", _p(r.p_wilcoxon), _p(r.p_holm),
+             f"{r.prob_improvement:.2f}", r.verdict] for r in t.verdicts.itertuples()]
+
+
+VERDICT_HEADERS = ["ALM method", "baseline", "cells", "mean diff (points)", "95% CI",
+                   "Wilcoxon p", "Holm p", "P(improvement)", "verdict"]
+
+
+def _p(p: float) -> str:
+    return "" if p != p else f"{p:.3g}"
+
+
 def to_markdown(t: Table) -> str:
-    headers, body = _grid(t, lambda x: f"**{x}**", lambda m: f" ({m})", " ")
-    return (f"# {t.setup}: {METRIC_NAMES[t.metric]}\n\n"
+    headers, body = _grid(t, t.columns, lambda x: f"**{x}**", lambda m: f" ({m})", " ")
+    verdict = (tabulate(verdict_rows(t), headers=VERDICT_HEADERS, tablefmt="github",
+                        disable_numparse=True) if len(t.verdicts)
+               else "No declared comparison has a cell with two common seeds.")
+    return (f"# {t.setup}: {METRIC_NAMES[t.metric]}\n\n## Verdict across cells\n\n"
+            + verdict + "\n\n" + t.verdict_legend() + "\n\n## Per cell\n\n"
             + tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
             + "\n\n" + t.legend() + "\n")
 
 
-def to_latex(t: Table) -> str:
-    """A standalone booktabs document (tabulate's booktabs format escapes every backslash,
-    so the few lines of tabular are written here)."""
-    headers, body = _grid(t, lambda x: r"\textbf{" + x + "}", lambda m: f"$^{{{m}}}$", "\n",
+def _latex_tabular(t: Table, columns) -> str:
+    headers, body = _grid(t, columns, lambda x: r"\textbf{" + x + "}",
+                          lambda m: "$^{" + m.replace(" ", ",") + "}$", "\n",
                           lambda x: _tex_escape(x).replace("±", r"$\pm$"))
 
     def cell(text: str) -> str:
+        text = text.replace(MIXED, r"$^\dagger$")
         if "\n" in text:
             return r"\begin{tabular}[b]{@{}c@{}}" + text.replace("\n", r"\\") + r"\end{tabular}"
         return text
@@ -122,10 +191,21 @@ def to_latex(t: Table) -> str:
              " & ".join(cell(h) for h in headers) + r" \\", r"\midrule"]
     lines += [" & ".join(cell(c) for c in row) + r" \\" for row in body]
     lines += [r"\bottomrule", r"\end{tabular}"]
-    legend = _tex_escape(t.legend()).replace("±", r"$\pm$").replace(">=", r"$\geq$")
+    return "\n".join(lines)
+
+
+def to_latex(t: Table) -> str:
+    """A standalone booktabs document, one tabular per dataset (tabulate's booktabs format
+    escapes every backslash, so the few lines of tabular are written here)."""
+    datasets = sorted({d for d, _ in t.columns})
+    blocks = [_latex_tabular(t, [c for c in t.columns if c[0] == d]) for d in datasets] or [
+        _latex_tabular(t, [])]
+    legend = (_tex_escape(t.legend()).replace("±", r"$\pm$").replace(">=", r"$\geq$")
+              .replace(MIXED, r"$^\dagger$"))
     return ("\\documentclass[varwidth=\\maxdimen,border=4pt]{standalone}\n"
             "\\usepackage{booktabs}\n\\newsavebox{\\tablebox}\n\\begin{document}\n"
-            "\\sbox{\\tablebox}{" + "\n".join(lines) + "}\n"
+            "\\sbox{\\tablebox}{\\begin{tabular}{@{}c@{}}\n"
+            + "\\\\[6pt]\n".join(blocks) + "\n\\end{tabular}}\n"
             "\\usebox{\\tablebox}\\par\\smallskip\n"
             "\\parbox{\\wd\\tablebox}{\\footnotesize " + legend + "}\n"
             "\\end{document}\n")
@@ -138,7 +218,10 @@ def _tex_escape(s: str) -> str:
     return s
 
 
+def tidy(t: Table) -> pd.DataFrame:
+    frame = t.frame.assign(setup=t.setup, metric=t.metric)
+    return frame[TABLE_CSV_COLUMNS].sort_values(["dataset", "noise_id", "row"])
+
+
 def to_csv(t: Table) -> str:
-    cols = ["dataset", "noise_id", "row", "mean", "std", "n", "alphas", "marker", "best"]
-    frame = t.frame[cols].sort_values(["dataset", "noise_id", "row"])
-    return frame.to_csv(index=False)
+    return tidy(t).to_csv(index=False, float_format="%.4f")

@@ -1,53 +1,94 @@
-"""Statistics against scipy and hand computation; tables from a synthetic results frame."""
+"""Scores, per-cell comparisons, minimum detectable differences, verdicts and ranks against
+references that share no code with benchmark/ (hand formulas, naive loops, exact
+enumeration, the noncentral t, the studentized range); tables from a synthetic frame."""
+
+import itertools
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import optimize
 from scipy import stats as ss
 
-from benchmark import stats, tables
+from benchmark import ranks, scores, stats, tables, verdicts
+
+ALM, BASES = ("almkd",), ("kd", "fixed_alpha", "ce")
 
 
-def runs_frame(seeds=5, gain=0.02, noise_sd=0.002, seed=0):
+def runs_frame(seeds=5, gain=0.02, noise_sd=0.002, seed=0, noise_id="symmetric_0.40",
+               fa_gain=-0.005):
     """A fake tidy runs frame: one cell, ce/kd/fixed_alpha(2)/almkd, almkd better by ``gain``."""
     rng = np.random.default_rng(seed)
     rows = []
     base = rng.normal(0.70, 0.01, seeds)
     for s in range(seeds):
         def add(method, method_id, setup_id, acc, val, alpha=None, s=s):
-            rows.append({"dataset": "digits", "noise_id": "symmetric_0.40",
+            rows.append({"dataset": "digits", "noise_id": noise_id,
                          "setup_id": setup_id, "setup": setup_id.split("-")[0],
                          "method": method, "method_id": method_id, "alpha": alpha, "seed": s,
                          "test_acc_best_val": acc, "test_acc_last": acc - 0.01,
-                         "val_acc_best": val, "val_acc_last": val - 0.01})
-        add("ce", "ce", "none", base[s] - 0.01, 0.5)
+                         "val_acc_best": val, "val_acc_last": val - 0.01,
+                         "path": f"runs/digits/{noise_id}/{setup_id}/{method_id}/seed{s}"})
+        add("ce", "ce", "none", base[s] - 0.01 + rng.normal(0, noise_sd), 0.5)
         add("kd", "kd", "single-x", base[s] + rng.normal(0, noise_sd), 0.5)
         # alpha 0.3 wins validation in even seeds, 0.7 in odd ones
-        add("fixed_alpha", "fixed_alpha-a0.30", "single-x", base[s] - 0.005, 0.6 + (s % 2 == 0),
-            0.3)
-        add("fixed_alpha", "fixed_alpha-a0.70", "single-x", base[s] - 0.003, 0.6 + (s % 2 == 1),
-            0.7)
+        add("fixed_alpha", "fixed_alpha-a0.30", "single-x",
+            base[s] + fa_gain + rng.normal(0, noise_sd), 0.6 + (s % 2 == 0), 0.3)
+        add("fixed_alpha", "fixed_alpha-a0.70", "single-x",
+            base[s] + fa_gain + 0.002 + rng.normal(0, noise_sd), 0.6 + (s % 2 == 1), 0.7)
         add("almkd", "almkd", "single-x", base[s] + gain + rng.normal(0, noise_sd), 0.5)
     return pd.DataFrame(rows)
 
 
-def test_fixed_alpha_is_the_best_validation_alpha_per_seed():
-    scores = stats.method_scores(runs_frame(), "best")
-    fa = scores[scores["row"] == "fixed_alpha"].sort_values("seed")
+def table_scores(runs, metric="best"):
+    return scores.common_seeds(scores.method_scores(runs, metric))
+
+
+# ---------------------------------------------------------------- scores
+
+
+def test_fixed_alpha_is_the_best_validation_alpha_per_seed_and_scores_are_percent():
+    runs = runs_frame()
+    sc = scores.method_scores(runs, "best")
+    fa = sc[sc["row"] == "fixed_alpha"].sort_values("seed")
     assert fa["alpha"].tolist() == [0.3, 0.7, 0.3, 0.7, 0.3]
-    ce = scores[scores["row"] == "ce"]
+    picked = [runs[(runs["method_id"] == f"fixed_alpha-a0.{3 if s % 2 == 0 else 7}0")
+                   & (runs["seed"] == s)]["test_acc_best_val"].item() * 100 for s in range(5)]
+    np.testing.assert_allclose(fa["score"], picked)
+    ce = sc[sc["row"] == "ce"]
     assert set(ce["setup"]) == {"single"}  # ce joins every setup's cell
+    last = scores.method_scores(runs, "last")
+    kd = runs[runs["method"] == "kd"].sort_values("seed")
+    np.testing.assert_allclose(last[last["row"] == "kd"]["score"], 100 * kd["test_acc_last"])
+
+
+def test_every_row_of_a_cell_uses_the_seeds_all_rows_have():
+    other = runs_frame(seed=1, noise_id="symmetric_0.20")
+    runs = pd.concat([runs_frame(), other])
+    runs = runs[~((runs["method"] == "kd") & (runs["seed"] == 4)
+                  & (runs["noise_id"] == "symmetric_0.40"))]
+    summary = scores.summarise(table_scores(runs))
+    cut = summary[summary["noise_id"] == "symmetric_0.40"]
+    assert set(cut["n"]) == {4}  # kd lost seed 4: so did every row of that cell
+    ref = runs[(runs["method"] == "almkd") & (runs["noise_id"] == "symmetric_0.40")
+               & (runs["seed"] < 4)]["test_acc_best_val"] * 100
+    assert cut[cut["row"] == "almkd"]["mean"].item() == pytest.approx(ref.mean())
+    assert set(summary[summary["noise_id"] == "symmetric_0.20"]["n"]) == {5}
 
 
 def test_summary_matches_numpy():
     runs = runs_frame()
-    summary = stats.summarise(stats.method_scores(runs, "best"))
+    summary = scores.summarise(table_scores(runs))
     alm = summary[summary["row"] == "almkd"].iloc[0]
-    ref = runs[runs["method"] == "almkd"]["test_acc_best_val"].to_numpy()
+    ref = 100 * runs[runs["method"] == "almkd"]["test_acc_best_val"].to_numpy()
     assert alm["mean"] == pytest.approx(ref.mean())
     assert alm["std"] == pytest.approx(ref.std(ddof=1))
     assert alm["n"] == 5
     assert summary[summary["row"] == "fixed_alpha"].iloc[0]["alphas"] == "0.3,0.7,0.3,0.7,0.3"
+
+
+# ---------------------------------------------------------------- per-cell comparisons
 
 
 def holm_reference(p):
@@ -63,82 +104,263 @@ def holm_reference(p):
     return adj
 
 
-def test_paired_tests_ci_and_holm_against_references():
-    runs = runs_frame(seeds=7)
-    scores = stats.method_scores(runs, "best")
-    comp = stats.paired_comparisons(scores)
-    assert set(comp["baseline"]) == {"ce", "kd", "fixed_alpha"} and set(comp["alm"]) == {"almkd"}
-    wide = scores.pivot_table(index="seed", columns="row", values="score")
+def wilcoxon_exact(d):
+    """Two-sided exact signed-rank p by enumerating every sign pattern (no ties, no zeros)."""
+    d = np.asarray(d, float)
+    r = ss.rankdata(np.abs(d))
+    w = r[d > 0].sum()
+    null = [sum(ri for ri, s in zip(r, signs, strict=True) if s)
+            for signs in itertools.product([0, 1], repeat=len(d))]
+    centre = r.sum() / 2
+    return min(1.0, np.mean([abs(x - centre) >= abs(w - centre) - 1e-9 for x in null]))
+
+
+def t_reference(d):
+    n = len(d)
+    mean, sd = sum(d) / n, math.sqrt(sum((x - sum(d) / n) ** 2 for x in d) / (n - 1))
+    t = mean / (sd / math.sqrt(n))
+    half = ss.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    return 2 * ss.t.sf(abs(t), n - 1), mean - half, mean + half
+
+
+def test_paired_tests_ci_wilcoxon_and_holm_against_references():
+    runs = pd.concat([runs_frame(seeds=7), runs_frame(seeds=3, seed=2, noise_id="pairflip_0.30")])
+    sc = table_scores(runs)
+    comp = stats.paired_comparisons(sc, ALM, BASES)
+    assert len(comp) == 6 and set(comp["alm"]) == {"almkd"}
+    # declared order: kd, fixed_alpha, ce within each cell
+    assert comp["baseline"].tolist()[:3] == ["kd", "fixed_alpha", "ce"]
     for r in comp.itertuples():
-        a, b = wide[r.alm].to_numpy(), wide[r.baseline].to_numpy()
-        d = a - b
-        assert r.t_p == pytest.approx(ss.ttest_rel(a, b).pvalue)
-        half = ss.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-        assert (r.ci_low, r.ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
-        assert r.wilcoxon_p == pytest.approx(ss.wilcoxon(a, b).pvalue)  # n = 7 >= 6
-    np.testing.assert_allclose(comp["t_p_holm"], holm_reference(comp["t_p"]))
+        cell = sc[sc["noise_id"] == r.noise_id]
+        a = cell[cell["row"] == r.alm].sort_values("seed")["score"].to_numpy()
+        b = cell[cell["row"] == r.baseline].sort_values("seed")["score"].to_numpy()
+        d = list(a - b)
+        p, lo, hi = t_reference(d)
+        assert r.n == len(d) and r.mean_diff == pytest.approx(np.mean(d))
+        assert (r.p, r.ci_low, r.ci_high) == pytest.approx((p, lo, hi), rel=1e-9)
+        if len(d) >= 6:
+            assert r.p_wilcoxon == pytest.approx(wilcoxon_exact(d))
+        else:
+            assert np.isnan(r.p_wilcoxon)  # with <= 5 pairs it cannot reach 0.05
+    np.testing.assert_allclose(comp["p_holm"], holm_reference(comp["p"]))
+    assert (comp["marker"] == np.where(comp["p_holm"] < 0.05,
+                                       np.where(comp["mean_diff"] > 0, "+", "-"), "")).all()
 
 
-def test_no_wilcoxon_below_six_pairs():
-    comp = stats.paired_comparisons(stats.method_scores(runs_frame(seeds=5), "best"))
-    assert comp["wilcoxon_p"].isna().all()
+def test_only_declared_baselines_are_compared_and_form_the_holm_family():
+    sc = table_scores(runs_frame(seeds=6))
+    only_kd = stats.paired_comparisons(sc, ALM, ("kd",))
+    assert only_kd["baseline"].tolist() == ["kd"]
+    assert only_kd["p_holm"].item() == pytest.approx(only_kd["p"].item())  # a family of one
+    assert stats.paired_comparisons(sc, (), BASES).empty
 
 
-def test_markers_against_the_best_baseline():
-    better = runs_frame(gain=0.03)
-    scores = stats.method_scores(better, "best")
-    summary = stats.summarise(scores)
-    marks = stats.markers(summary, stats.paired_comparisons(scores))
-    assert marks == {(("digits", "symmetric_0.40", "single"), "almkd"): "+"}
-    worse = runs_frame(gain=-0.03)
-    scores = stats.method_scores(worse, "best")
-    marks = stats.markers(stats.summarise(scores), stats.paired_comparisons(scores))
-    assert set(marks.values()) == {"-"}
-    null = runs_frame(gain=0.0, noise_sd=0.01)
-    scores = stats.method_scores(null, "best")
-    assert stats.markers(stats.summarise(scores), stats.paired_comparisons(scores)) == {}
+def test_markers_never_depend_on_which_baseline_has_the_best_test_mean():
+    """fixed_alpha has the best baseline test mean and almkd does not beat it; almkd is
+    still marked better than kd (the old code tested only against the best baseline)."""
+    runs = runs_frame(seeds=8, gain=0.03, fa_gain=0.05, noise_sd=0.002)
+    comp = stats.paired_comparisons(table_scores(runs), ALM, BASES)
+    marks = dict(zip(comp["baseline"], comp["marker"], strict=True))
+    assert marks == {"kd": "+", "fixed_alpha": "-", "ce": "+"}
 
 
-def test_ranks_and_friedman_against_scipy():
-    frames = [runs_frame(seed=i).assign(noise_id=f"symmetric_0.{i + 1}0") for i in range(4)]
-    summary = stats.summarise(stats.method_scores(pd.concat(frames), "best"))
-    avg, test = stats.ranks(summary)
-    wide = summary.pivot_table(index=["dataset", "noise_id", "setup"], columns="row",
-                               values="mean")
-    ref = wide.rank(axis=1, ascending=False).mean()
-    for r in avg.itertuples():
-        assert r.avg_rank == pytest.approx(ref[r.row])
-    assert avg.iloc[0]["row"] == "almkd"
-    assert test["p"] == pytest.approx(ss.friedmanchisquare(*[wide[c] for c in wide]).pvalue)
+def test_zero_variance_difference_has_no_test_and_no_marker():
+    runs = runs_frame(seeds=4)
+    kd = runs["method"] == "kd"
+    runs.loc[runs["method"] == "almkd", "test_acc_best_val"] = (
+        runs.loc[kd, "test_acc_best_val"].to_numpy() + 0.01)
+    comp = stats.paired_comparisons(table_scores(runs), ALM, BASES)
+    r = comp[comp["baseline"] == "kd"].iloc[0]
+    assert np.isnan(r.p) and r.marker == "" and r.ci_low == pytest.approx(1.0)
+    assert comp["p"].notna().sum() == 2  # the family: the two comparisons with a test
 
 
-def _table():
-    runs = runs_frame(gain=0.03)
-    scores = stats.method_scores(runs, "best")
-    summary = stats.summarise(scores)
-    marks = stats.markers(summary, stats.paired_comparisons(scores))
+def test_minimum_detectable_against_the_noncentral_t():
+    sc = table_scores(pd.concat([runs_frame(seeds=5, noise_sd=0.01, seed=i,
+                                            noise_id=f"symmetric_0.{i + 1}0") for i in range(4)]))
+    comp = stats.paired_comparisons(sc, ALM, BASES)
+    mde = stats.minimum_detectable(comp)
+    sd = math.sqrt(sum(s ** 2 for s in comp["sd_diff"]) / len(comp))
+
+    def reference(alpha, n=5):
+        crit = ss.t.ppf(1 - alpha / 2, n - 1)
+
+        def power(d):
+            nc = d * math.sqrt(n)
+            lower = ss.nct.cdf(-crit, n - 1, nc)  # about 0; scipy gives NaN far in the tail
+            return ss.nct.sf(crit, n - 1, nc) + (0.0 if np.isnan(lower) else lower)
+
+        return optimize.brentq(lambda d: power(d) - 0.8, 0.01, 8) * sd
+
+    assert mde["n"] == 5 and mde["m"] == 12 and mde["sd"] == pytest.approx(sd)
+    assert mde["unadjusted"] == pytest.approx(reference(0.05), rel=1e-3)
+    assert mde["holm"] == pytest.approx(reference(0.05 / 12), rel=1e-3)
+
+
+# ---------------------------------------------------------------- aggregate verdicts
+
+
+def _cells(k_by_n, effect, rng):
+    """Scores frame of one setup with cells of given seed counts; almkd = kd + effect."""
+    rows = []
+    c = 0
+    for n, k in k_by_n.items():
+        for _ in range(k):
+            for s in range(n):
+                kd = rng.normal(70, 1)
+                for row, v in (("kd", kd), ("almkd", kd + effect + rng.normal(0, 1)),
+                               ("ce", kd - 1 + rng.normal(0, 1))):
+                    rows.append({"dataset": f"d{c}", "noise_id": "symmetric_0.20",
+                                 "setup": "single", "seed": s, "row": row, "score": v,
+                                 "method": row})
+            c += 1
+    return pd.DataFrame(rows)
+
+
+def naive_stratified_bootstrap(cells, reps, rng):
+    """Resample each cell's seeds with replacement, keep every cell; percentile interval;
+    each cell's deviations from its mean scaled by sqrt(n / (n - 1)) first, so that the
+    bootstrap variance of a cell mean is s^2 / n."""
+    cells = [d.mean() + (d - d.mean()) * math.sqrt(len(d) / (len(d) - 1)) for d in cells]
+    means = [d[rng.integers(0, len(d), (reps, len(d)))].mean(1) for d in cells]
+    return np.percentile(np.mean(means, axis=0), [2.5, 97.5])
+
+
+def test_verdict_numbers_against_naive_references():
+    rng = np.random.default_rng(3)
+    sc = _cells({3: 4, 4: 3}, effect=0.7, rng=rng)
+    v = verdicts.setup_verdicts(sc, "single", "best", ALM, ("kd", "ce"))
+    assert v["baseline"].tolist() == ["kd", "ce"]
+    for r in v.itertuples():
+        a_cells, b_cells, diffs = [], [], []
+        for _, g in sc.groupby("dataset"):
+            a = g[g["row"] == "almkd"].sort_values("seed")["score"].to_numpy()
+            b = g[g["row"] == r.baseline].sort_values("seed")["score"].to_numpy()
+            a_cells.append(a)
+            b_cells.append(b)
+            diffs.append(a - b)
+        means = [d.mean() for d in diffs]
+        assert r.n_cells == 7 and r.mean_diff == pytest.approx(np.mean(means))
+        lo, hi = naive_stratified_bootstrap(diffs, 200000, np.random.default_rng(0))
+        assert (r.ci_low, r.ci_high) == pytest.approx((lo, hi), abs=0.06)
+        assert r.p_wilcoxon == pytest.approx(wilcoxon_exact(means))
+        poi = np.mean([np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+                       for a, b in zip(a_cells, b_cells, strict=True)])
+        assert r.prob_improvement == pytest.approx(poi)
+
+
+def test_verdict_rule_and_holm_over_the_whole_family():
+    rows = pd.DataFrame([
+        {"setup": "single", "metric": "best", "alm": "almkd", "baseline": "kd", "n_cells": 20,
+         "mean_diff": 1.0, "ci_low": 0.5, "ci_high": 1.5, "p_wilcoxon": 0.001,
+         "prob_improvement": 0.7},
+        {"setup": "single", "metric": "best", "alm": "almkd", "baseline": "ce", "n_cells": 20,
+         "mean_diff": -1.0, "ci_low": -1.5, "ci_high": -0.5, "p_wilcoxon": 0.002,
+         "prob_improvement": 0.3},
+        {"setup": "multi", "metric": "best", "alm": "almkd", "baseline": "kd", "n_cells": 20,
+         "mean_diff": 1.0, "ci_low": -0.1, "ci_high": 1.5, "p_wilcoxon": 0.001,
+         "prob_improvement": 0.6},
+        {"setup": "multi", "metric": "last", "alm": "almkd", "baseline": "kd", "n_cells": 20,
+         "mean_diff": 0.3, "ci_low": 0.1, "ci_high": 0.5, "p_wilcoxon": 0.02,
+         "prob_improvement": 0.6},
+    ])
+    v = verdicts.finalise(rows)
+    np.testing.assert_allclose(v["p_holm"], holm_reference(rows["p_wilcoxon"]))
+    # 0.02 * 1 after Holm's last step is 0.02 < 0.05, but 0.02 * ... : check by reference
+    expected = ["better", "worse", "no difference",
+                "better" if holm_reference(rows["p_wilcoxon"])[3] < 0.05 else "no difference"]
+    assert v["verdict"].tolist() == expected
+    assert list(v.columns[:11]) == ["setup", "metric", "alm", "baseline", "n_cells",
+                                    "mean_diff", "ci_low", "ci_high", "p_wilcoxon",
+                                    "prob_improvement", "verdict"]
+
+
+def test_few_cells_cannot_give_a_verdict():
+    sc = _cells({5: 5}, effect=5.0, rng=np.random.default_rng(1))  # 5 cells, huge effect
+    v = verdicts.finalise(verdicts.setup_verdicts(sc, "single", "best", ALM, ("kd",)))
+    assert v["p_wilcoxon"].item() == pytest.approx(2 / 2 ** 5)
+    assert v["ci_low"].item() > 0 and v["verdict"].item() == "no difference"
+
+
+# ---------------------------------------------------------------- ranks
+
+
+def test_friedman_and_nemenyi_per_setup_against_formulas():
+    frames = [runs_frame(seed=i, noise_sd=0.01).assign(noise_id=f"symmetric_0.{i + 1}0")
+              for i in range(6)]
+    runs = pd.concat(frames)
+    multi = runs[runs["setup"] != "none"].assign(setup="multi", setup_id="multi-2t-x")
+    summary = scores.summarise(table_scores(pd.concat([runs, multi])))
+    for setup in ("single", "multi"):
+        s = summary[summary["setup"] == setup]
+        avg, test, nem = ranks.setup_ranks(s)
+        wide = s.pivot_table(index="noise_id", columns="row", values="mean")
+        assert test["blocks"] == 6 and test["methods"] == 4  # ce counted once per setup
+        r = wide.rank(axis=1, ascending=False)
+        ref = r.mean()
+        for row in avg.itertuples():
+            assert row.avg_rank == pytest.approx(ref[row.row])
+        n, k = r.shape
+        chi2 = 12 * n / (k * (k + 1)) * ((ref - (k + 1) / 2) ** 2).sum()
+        assert test["statistic"] == pytest.approx(chi2)
+        assert test["p"] == pytest.approx(ss.chi2.sf(chi2, k - 1))
+        se = math.sqrt(k * (k + 1) / (6 * n))
+        for i, j in itertools.combinations(wide.columns, 2):
+            q = abs(ref[i] - ref[j]) / se * math.sqrt(2)
+            assert nem.loc[i, j] == pytest.approx(
+                ss.studentized_range.sf(q, k, np.inf), abs=2e-3), (i, j)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _table(runs=None, mixed=frozenset()):
+    runs = runs_frame(gain=0.03) if runs is None else runs
+    sc = table_scores(runs)
+    summary = scores.summarise(sc)
+    comp = stats.paired_comparisons(sc, ALM, BASES)
+    v = verdicts.finalise(verdicts.setup_verdicts(sc, "single", "best", ALM, BASES))
     teachers = pd.DataFrame([{"dataset": "digits", "noise_id": "symmetric_0.40",
                               "setup": "single", "teacher_acc": 0.8, "teacher_agreement": 0.6}])
-    return tables.build_table("single", "best", summary, marks, teachers)
+    return tables.build_table("single", "best", summary, comp, teachers, baselines=BASES,
+                              mixed=set(mixed), mde=stats.minimum_detectable(comp),
+                              verdicts=v, n_verdicts=len(v))
 
 
 def test_markdown_table():
     md = tables.to_markdown(_table())
-    lines = md.splitlines()
-    row = next(line for line in lines if line.startswith("| almkd"))
-    assert "**" in row and "(+)" in row  # best mean, significantly better than best baseline
-    assert [line.split("|")[1].strip() for line in lines if line.startswith("| ")][1:] == [
+    body = md.split("## Per cell")[1]
+    row = next(line for line in body.splitlines() if line.startswith("| almkd"))
+    assert "**" in row and "(+K +F +C)" in row  # best mean, better than each baseline
+    assert [line.split("|")[1].strip() for line in body.splitlines()
+            if line.startswith("| ")][1:] == [
         "ce", "kd", "fixed_alpha", "chosen alpha", "almkd", "teacher acc", "teacher agreement"]
     assert "| teacher acc       | 80.00" in md
-    assert "paired t-test" in md and "Holm" in md and "n = 5 seeds" in md
+    assert "Holm-corrected over the 3 comparisons" in md and "n = 5 seeds" in md
+    assert "80% power from" in md and "K = kd, F = fixed_alpha, C = ce" in md
+    verdict = md.split("## Verdict across cells")[1].split("## Per cell")[0]
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in verdict.splitlines()
+             if line.startswith("| almkd")]
+    assert [c[:3] for c in cells] == [["almkd", b, "1"] for b in BASES]
+    assert {c[-1] for c in cells} == {"no difference"}  # one cell: Wilcoxon cannot reach 0.05
 
 
-def test_latex_table_is_a_standalone_booktabs_document():
-    tex = tables.to_latex(_table())
+def test_mixed_cell_is_marked_in_every_format():
+    t = _table(mixed={("digits", "symmetric_0.40", "single")})
+    assert "symmetric_0.40†" in tables.to_markdown(t)
+    assert r"$^\dagger$" in tables.to_latex(t)
+    assert tables.tidy(t)["mixed"].all()
+
+
+def test_latex_table_is_a_standalone_booktabs_document_split_by_dataset():
+    runs = pd.concat([runs_frame(gain=0.03),
+                      runs_frame(seed=4).assign(dataset="synthetic")])
+    tex = tables.to_latex(_table(runs))
     assert tex.startswith("\\documentclass") and "\\usepackage{booktabs}" in tex
-    for token in ("\\toprule", "\\midrule", "\\bottomrule", "\\textbf{", "$^{+}$", "$\\pm$",
-                  "fixed\\_alpha", "\\end{document}"):
+    for token in ("\\toprule", "\\midrule", "\\bottomrule", "\\textbf{", "$^{+K,+F,+C}$",
+                  "$\\pm$", "fixed\\_alpha", "\\end{document}"):
         assert token in tex, token
+    assert tex.count("\\toprule") == 2  # one tabular per dataset
     assert "\\textbackslash" not in tex
 
 
@@ -154,12 +376,17 @@ def test_latex_compiles_when_a_tex_engine_is_installed(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:]
 
 
-def test_csv_table():
+def test_csv_table_is_percent_with_setup_and_metric():
     import io
 
-    frame = pd.read_csv(io.StringIO(tables.to_csv(_table())))
+    runs = runs_frame()
+    frame = pd.read_csv(io.StringIO(tables.to_csv(_table(runs))))
+    assert list(frame.columns) == tables.TABLE_CSV_COLUMNS
     assert set(frame["row"]) == {"ce", "kd", "fixed_alpha", "almkd"}
-    assert frame.loc[frame["row"] == "almkd", "marker"].item() == "+"
+    assert set(frame["setup"]) == {"single"} and set(frame["metric"]) == {"best"}
+    ref = 100 * runs[runs["method"] == "almkd"]["test_acc_best_val"].mean()
+    assert frame.loc[frame["row"] == "almkd", "mean"].item() == pytest.approx(ref, abs=1e-4)
+    assert frame.loc[frame["row"] == "almkd", "markers"].item() == "+K +F +C"
 
 
 def test_alm_figures_skip_runs_without_teacher_diagnostics(tmp_path):

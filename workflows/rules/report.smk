@@ -1,6 +1,8 @@
 # Report: tables and figures from results/. `report` is what `all` builds once every run of
 # the grid exists; `tables` rebuilds them from whatever runs exist, training nothing.
 
+from benchmark.completeness import plan_payload
+
 
 def _in_report(path):
     """Tables and figures go into `snakemake --report results/report.html` with captions."""
@@ -13,18 +15,22 @@ def _in_report(path):
 
 
 rule expected_runs:
-    """The run folders this config expects, so the report can list what is missing."""
+    """The plan the report holds the runs to: the run folders this config expects (the
+    report lists what is missing and leaves out what is not planned) and the comparisons it
+    declares (each ALM method against each configured baseline), fixed before any test
+    number exists."""
     output:
         "results/expected_runs.json",
     params:
-        runs=sorted(r.out for r in PLAN.student_runs),
+        plan=plan_payload([r.out for r in PLAN.student_runs],
+                          {r.method for r in PLAN.student_runs}),
     localrule: True
     run:
         import json
 
         from benchmark.runinfo import atomic_write_text
 
-        atomic_write_text(output[0], json.dumps(params.runs, indent=1) + "\n")
+        atomic_write_text(output[0], json.dumps(params.plan, indent=1) + "\n")
 
 
 rule report:

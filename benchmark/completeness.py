@@ -1,0 +1,225 @@
+"""Which runs the tables may use, and what is wrong with the rest.
+
+An average is only an average of one experiment if its runs are the ones the plan asked
+for, each once, and the methods it compares ran the same data, student, training, teachers
+and code. Four kinds of problem, each listed in ``tables/completeness.md`` and named in one
+line on stderr by ``noisykd report`` (``--strict`` makes any of them an error):
+
+- missing: planned runs without ``metrics.json`` (failed, interrupted or never run);
+- extra: finished runs the plan does not contain (an earlier plan's, another teacher's):
+  excluded from every table and statistic;
+- duplicate: two included runs for one (dataset, noise, setup kind, method id, seed): always
+  an error naming both folders, never averaged;
+- mixed: a table cell whose runs differ in anything but each method's own hyper-parameters
+  (data, noise, student, training, protocol, teachers) or in code revision, compared across
+  all methods of the cell (``ce`` included): the cell is marked in the tables.
+
+Runs from a working tree with uncommitted changes are listed too (their code cannot be
+checked), but do not mark a cell: the plan file records no diff to compare.
+
+The plan is ``results/expected_runs.json`` (written by the workflow): the run folders and
+the comparisons it declares. Without it every finished run is taken as planned and the
+comparisons are every ALM method against every baseline found.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import UserError
+from .grid import ALM_METHODS, BASELINE_METHODS, METHOD_NAMES
+
+CELL_KEYS = ["dataset", "noise_id", "setup"]
+# the order the tables list declared baselines: the strongest competitor first
+BASELINE_ORDER = ("kd", "fixed_alpha", "ce")
+PLAN_FILE = "expected_runs.json"
+
+
+@dataclass
+class Plan:
+    runs: list[str] | None  # run folders relative to the results folder; None: no plan file
+    alm: tuple[str, ...]  # ALM methods whose comparisons are declared
+    baselines: tuple[str, ...]  # baselines they are compared with, in table order
+    source: str
+
+    @staticmethod
+    def declared(methods) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        methods = set(methods)
+        alm = tuple(m for m in METHOD_NAMES if m in ALM_METHODS and m in methods)
+        base = tuple(m for m in BASELINE_ORDER if m in methods and m in BASELINE_METHODS)
+        return alm, base
+
+
+def plan_payload(run_dirs, methods) -> dict:
+    """What the workflow writes to ``expected_runs.json``: the runs and the declared
+    comparisons, fixed before any test number exists."""
+    alm, base = Plan.declared(methods)
+    return {"runs": sorted(run_dirs), "comparisons": {"alm": list(alm), "baselines": list(base)}}
+
+
+def read_plan(results: Path, runs: pd.DataFrame) -> Plan:
+    listing = Path(results) / PLAN_FILE
+    if not listing.is_file():
+        alm, base = Plan.declared(runs["method"])
+        return Plan(None, alm, base, "runs found under results/runs (no expected_runs.json): "
+                                     "every finished run counts as planned")
+    try:
+        data = json.loads(listing.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{listing}: unreadable plan ({exc})") from None
+    if isinstance(data, list):  # the plan of earlier versions: runs only
+        data = {"runs": data}
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise UserError(f"{listing}: expected a list of run folders under key 'runs'")
+    rel = []
+    for entry in data["runs"]:
+        parts = Path(entry).parts
+        rel.append(str(Path(*parts[1:])) if parts and parts[0] == "results" else str(entry))
+    comp = data.get("comparisons")
+    if comp is None:
+        methods = {Path(r).parts[4].split("-")[0] for r in rel if len(Path(r).parts) > 4}
+        alm, base = Plan.declared(methods)
+    else:
+        for key in ("alm", "baselines"):
+            unknown = [m for m in comp.get(key, []) if m not in METHOD_NAMES]
+            if unknown:
+                raise UserError(f"{listing}: comparisons.{key}: unknown method {unknown[0]!r}")
+        alm, base = tuple(comp.get("alm", [])), tuple(comp.get("baselines", []))
+    return Plan(rel, alm, base, f"{PLAN_FILE} (the workflow's plan)")
+
+
+@dataclass
+class Completeness:
+    plan: Plan
+    included: pd.DataFrame  # the runs every table and statistic uses
+    missing: pd.DataFrame  # dataset, noise_id, setup_id, method_id, seed, status
+    extra: pd.DataFrame  # dataset, noise_id, setup_id, method_id, seed, path
+    mixed: pd.DataFrame  # dataset, noise_id, setup, reasons
+    uncommitted: pd.DataFrame  # dataset, noise_id, setup, runs
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+
+    def mixed_cells(self) -> set[tuple[str, str, str]]:
+        return {(r.dataset, r.noise_id, r.setup) for r in self.mixed.itertuples()}
+
+    def problems(self) -> list[str]:
+        """One line per kind of problem found (empty when there is none)."""
+        out = []
+        if len(self.missing):
+            out.append(f"missing: {len(self.missing)} planned runs have no metrics.json "
+                       "(failed, interrupted or not run)")
+        if len(self.extra):
+            out.append(f"extra: {len(self.extra)} finished runs are not in the plan and were "
+                       "left out of every table")
+        if self.duplicates:
+            a, b = self.duplicates[0]
+            out.append(f"duplicate: {len(self.duplicates)} (cell, method, seed) have two runs, "
+                       f"e.g. {a} and {b}")
+        if len(self.mixed):
+            out.append(f"mixed: {len(self.mixed)} table cells mix specs or code revisions "
+                       "across their methods (marked with a dagger in the tables)")
+        return out
+
+
+def _rel_parts(path: str, results: Path) -> tuple[str, ...]:
+    return Path(path).relative_to(results).parts
+
+
+def check(results: Path, runs: pd.DataFrame) -> Completeness:
+    results = Path(results)
+    plan = read_plan(results, runs)
+    rel = [str(Path(*_rel_parts(p, results))) for p in runs["path"]]
+    runs = runs.assign(rel=rel)
+    if plan.runs is None:
+        # every (dataset, noise, setup, method) seen times every seed seen for its
+        # (dataset, noise): what a grid over the runs found would have planned
+        seeds = runs.groupby(["dataset", "noise_id"])["seed"].agg(lambda s: sorted(set(s)))
+        cells = runs[["dataset", "noise_id", "setup_id", "method_id"]].drop_duplicates()
+        planned = set(rel) | {f"runs/{c.dataset}/{c.noise_id}/{c.setup_id}/{c.method_id}/seed{s}"
+                              for c in cells.itertuples() for s in seeds[(c.dataset, c.noise_id)]}
+    else:
+        planned = set(plan.runs)
+    in_plan = runs["rel"].isin(planned)
+    extra = runs.loc[~in_plan, ["dataset", "noise_id", "setup_id", "method_id", "seed", "path"]]
+    included = runs[in_plan].drop(columns="rel")
+
+    rows = []
+    for r in sorted(planned - set(rel)):
+        p = Path(r)
+        parts = p.parts
+        if len(parts) != 6 or parts[0] != "runs":
+            raise UserError(f"{results / PLAN_FILE}: {r!r} is not a run folder "
+                            "(runs/<dataset>/<noise>/<setup>/<method>/seed<N>)")
+        status = "failed or interrupted" if (results / p / "log.csv").exists() else "not run"
+        rows.append({"dataset": parts[1], "noise_id": parts[2], "setup_id": parts[3],
+                     "method_id": parts[4], "seed": parts[5], "status": status})
+    missing = pd.DataFrame(rows, columns=["dataset", "noise_id", "setup_id", "method_id", "seed",
+                                          "status"])
+
+    key = ["dataset", "noise_id", "setup", "method_id", "seed"]
+    dup = included[included.duplicated(key, keep=False)].sort_values(key + ["path"])
+    duplicates = [tuple(g["path"].iloc[:2]) for _, g in dup.groupby(key)]
+    mixed, uncommitted = _mixed(included)
+    return Completeness(plan, included, missing, extra, mixed, uncommitted, duplicates)
+
+
+def _table_cells(runs: pd.DataFrame):
+    """(dataset, noise, setup kind) -> its runs, ce's (setup none) joining every setup."""
+    ce = runs[runs["setup"] == "none"]
+    ce_by = dict(tuple(ce.groupby(["dataset", "noise_id"])))
+    for (dataset, noise_id, setup), g in runs[runs["setup"] != "none"].groupby(CELL_KEYS):
+        extra = ce_by.get((dataset, noise_id))
+        yield (dataset, noise_id, setup), (g if extra is None else pd.concat([g, extra]))
+
+
+def _mixed(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mixed, dirty = [], []
+    for cell, g in _table_cells(runs):
+        reasons = []
+        if g["shared_spec"].nunique() > 1:
+            reasons.append("data, noise, student or training spec differ across methods")
+        distil = g[g["teacher_spec"] != ""]
+        if distil["teacher_spec"].nunique() > 1:
+            reasons.append("teachers differ across methods")
+        per_method = g.groupby("method_id")["cell_spec"].nunique()
+        if (per_method > 1).any():
+            reasons.append("spec differs across seeds of " + ", ".join(
+                per_method[per_method > 1].index))
+        code = g[["git_commit", "git_dirty"]].astype(str).drop_duplicates()
+        if g["git_commit"].nunique(dropna=False) > 1 or len(code) > 1:
+            reasons.append(f"{g['git_commit'].nunique(dropna=False)} code revisions"
+                           + (" (committed and uncommitted)" if len(code) > 1 else ""))
+        row = dict(zip(CELL_KEYS, cell, strict=True))
+        if reasons:
+            mixed.append(row | {"reasons": "; ".join(reasons)})
+        n_dirty = int(g["git_dirty"].fillna(False).astype(bool).sum())
+        if n_dirty:
+            dirty.append(row | {"runs": n_dirty})
+    return (pd.DataFrame(mixed, columns=CELL_KEYS + ["reasons"]),
+            pd.DataFrame(dirty, columns=CELL_KEYS + ["runs"]))
+
+
+def raise_on_duplicates(comp: Completeness) -> None:
+    if comp.duplicates:
+        pairs = "; ".join(f"{a} and {b}" for a, b in comp.duplicates[:5])
+        more = f" (and {len(comp.duplicates) - 5} more)" if len(comp.duplicates) > 5 else ""
+        raise UserError(f"two finished runs for one (dataset, noise, setup, method, seed): "
+                        f"{pairs}{more}; remove one of each pair (or move it out of "
+                        "results/runs) so no seed is counted twice")
+
+
+def markdown(comp: Completeness, n_found: int, table) -> str:
+    """completeness.md; ``table`` renders a frame as Markdown."""
+    return (f"# Completeness\n\nPlan: {comp.plan.source}. Finished runs found: {n_found}; "
+            f"used by the tables: {len(comp.included)}.\n\n"
+            "## Missing or failed runs\n\n"
+            + table(comp.missing, "None: every planned run finished.")
+            + "\n## Extra runs (finished, not in the plan: left out of every table)\n\n"
+            + table(comp.extra, "None.")
+            + "\n## Cells whose methods mix specs or code revisions (marked † in the tables)"
+              "\n\n" + table(comp.mixed, "None.")
+            + "\n## Cells with runs from uncommitted code (cannot be checked; not marked)\n\n"
+            + table(comp.uncommitted, "None."))
