@@ -14,8 +14,9 @@ line on stderr by ``noisykd report`` (``--strict`` makes any of them an error):
   (data, noise, student, training, protocol, teachers) or in code revision, compared across
   all methods of the cell (``ce`` included): the cell is marked in the tables.
 
-Runs from a working tree with uncommitted changes are listed too (their code cannot be
-checked), but do not mark a cell: the plan file records no diff to compare.
+Runs from a working tree with uncommitted changes are listed too. A cell where committed
+and uncommitted runs meet is mixed (their code differs); a cell whose runs all come from
+uncommitted code at one commit is listed but not marked (no diff is recorded to compare).
 
 The plan is ``results/expected_runs.json`` (written by the workflow): the run folders and
 the comparisons it declares. Without it every finished run is taken as planned and the

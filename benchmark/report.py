@@ -25,7 +25,7 @@ from .ranks import setup_ranks
 from .runinfo import atomic_write_text
 from .scores import METRICS, common_seeds, method_scores, summarise
 from .stats import minimum_detectable, paired_comparisons
-from .verdicts import finalise, setup_verdicts
+from .verdicts import VERDICT_COLUMNS, finalise, min_cells, setup_verdicts
 
 PRIMARY = "best"
 COMPARISONS_CSV = ["setup", "metric", "dataset", "noise_id", "alm", "baseline", "n",
@@ -65,7 +65,7 @@ def analyse(runs: pd.DataFrame, alm: tuple, baselines: tuple, setups=None) -> An
                 out.summary[metric][out.summary[metric]["setup"] == setup])
             parts.append(setup_verdicts(sub, setup, metric, alm, baselines))
     out.verdicts = finalise(pd.concat(parts, ignore_index=True) if parts
-                            else setup_verdicts(runs.iloc[:0], "", "", (), ()))
+                            else pd.DataFrame(columns=VERDICT_COLUMNS[:-2]))
     return out
 
 
@@ -134,8 +134,9 @@ def _verdicts_markdown(v: pd.DataFrame) -> str:
             "and its 95% bootstrap interval (seeds resampled within cells). p_wilcoxon: "
             "signed-rank test over per-cell differences; p_holm: Holm over every row of this "
             "file. prob_improvement: rliable's probability of improvement. better / worse: "
-            "p_holm < 0.05 and the interval excludes 0; with fewer than 6 cells the Wilcoxon "
-            "test cannot reach 0.05.\n\n"
+            "p_holm < 0.05 and the interval excludes 0. The smallest Wilcoxon p over k cells is "
+            f"2/2^k, so with {len(v)} verdicts in the family a verdict needs at least "
+            f"{min_cells(len(v))} cells.\n\n"
             + _markdown(_fmt(v.assign(secondary=v["metric"] != PRIMARY)
                              .sort_values(["secondary", "setup"], kind="stable")
                              .drop(columns="secondary")),

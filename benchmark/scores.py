@@ -2,10 +2,12 @@
 
 A table cell is (dataset, noise, setup kind). ``ce`` runs (setup none) join every setup's
 cell; ``fixed_alpha`` collapses per seed to the a with the best clean-validation accuracy
-(best epoch for the primary metric, last epoch for the last-epoch one), smaller a on ties; a
-method shows under its name unless one cell holds several variants of it (then under its
-method id). Every statistic and the bold "best" of a column use the seeds that all rows of
-the cell have, so no mean is compared with a mean over other seeds.
+(best epoch for the primary metric, last epoch for the last-epoch one), smaller a on ties,
+and only in seeds that have every a the cell has (else the choice would be made among fewer
+candidates in some seeds); a method shows under its name unless a setup holds several
+variants of it (then every cell of the setup shows it under its method ids, so one row means
+one variant in every cell). Every statistic and the bold "best" of a column use the seeds
+that all rows of the cell have, so no mean is compared with a mean over other seeds.
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ def method_scores(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
         frame = frame.assign(path="")
     if frame.empty:
         return pd.DataFrame(columns=SCORE_COLUMNS)
-    variants = frame.groupby(CELL + ["method"])["method_id"].transform("nunique")
+    variants = frame.groupby(["setup", "method"])["method_id"].transform("nunique")
     frame = frame.assign(row=np.where((variants > 1) & (frame["method"] != "fixed_alpha"),
                                       frame["method_id"], frame["method"]))
     fa = frame["method"] == "fixed_alpha"
+    n_alphas = frame[fa].groupby(CELL)["method_id"].transform("nunique")
+    has_all = frame[fa].groupby(CELL + ["seed"])["method_id"].transform("nunique") == n_alphas
+    fa = fa & has_all.reindex(frame.index, fill_value=False)
     picked = (frame[fa].sort_values([val_col, "alpha"], ascending=[False, True], kind="stable")
               .drop_duplicates(CELL + ["seed"]))
-    rest = frame[~fa].assign(alpha=np.nan)
+    rest = frame[frame["method"] != "fixed_alpha"].assign(alpha=np.nan)
     out = pd.concat([rest, picked], ignore_index=True)
     out = out.assign(score=100.0 * out[test_col].astype(float),
                      alpha=out["alpha"].astype(float))

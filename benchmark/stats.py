@@ -16,11 +16,9 @@ Holm's first threshold and unadjusted, so that "no marker" is not read as "no ef
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
@@ -29,6 +27,7 @@ from .scores import CELL, base_method
 WILCOXON_MIN_N = 6
 ALPHA = 0.05
 POWER = 0.8
+FLAT = 1e-9  # relative sd below which paired differences count as constant
 COMPARISON_COLUMNS = CELL + ["alm", "baseline", "n", "mean_diff", "sd_diff", "ci_low",
                              "ci_high", "p", "p_wilcoxon", "p_holm", "marker"]
 
@@ -53,7 +52,8 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict:
            "ci_high": nan.copy(), "p": nan.copy(), "p_wilcoxon": nan.copy()}
     if n < 2:
         return out
-    spread = out["sd_diff"] > 0
+    # differences equal up to float noise (100 * acc rounding) are flat: no test, no marker
+    spread = out["sd_diff"] > FLAT * np.maximum(1.0, np.abs(out["mean_diff"]))
     flat = ~spread
     out["ci_low"][flat] = out["ci_high"][flat] = out["mean_diff"][flat]
     if spread.any():
@@ -108,11 +108,29 @@ def paired_comparisons(scores: pd.DataFrame, alm: tuple, baselines: tuple) -> pd
     return out
 
 
+def effect_for_power(n: int, alpha: float, power: float = POWER) -> float:
+    """The standardised mean difference a two-sided paired t-test over n pairs detects with
+    the given power: the root of statsmodels' power function, bracketed by doubling (its own
+    solver does not converge at Holm-sized alphas and returns a wrong effect silently)."""
+    crit = stats.t.ppf(1 - alpha / 2, n - 1)
+
+    def excess(d: float) -> float:
+        p = TTestPower().power(effect_size=d, nobs=n, alpha=alpha, alternative="two-sided")
+        if not np.isfinite(p):  # far in the tail statsmodels' lower tail is NaN, and ~0
+            p = stats.nct.sf(crit, n - 1, d * np.sqrt(n))
+        return float(p) - power
+
+    lo, hi = 0.0, 1.0
+    while excess(hi) < 0:
+        lo, hi = hi, 2 * hi
+    return optimize.brentq(excess, lo, hi, xtol=1e-10, rtol=1e-10)
+
+
 def minimum_detectable(comparisons: pd.DataFrame) -> dict | None:
     """The difference (points) the table's markers detect with 80% power: paired t-test at
     the most common n, pooled sd of paired differences, at Holm's first threshold alpha/m and
     unadjusted. None when no comparison has two seeds and a spread."""
-    ok = comparisons[(comparisons["n"] >= 2) & (comparisons["sd_diff"] > 0)]
+    ok = comparisons[(comparisons["n"] >= 2) & comparisons["p"].notna()]
     if ok.empty:
         return None
     n = int(ok["n"].mode().max())
@@ -120,10 +138,6 @@ def minimum_detectable(comparisons: pd.DataFrame) -> dict | None:
     m = int(comparisons["p"].notna().sum())
 
     def mde(alpha: float) -> float:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=POWER,
-                                         alternative="two-sided")
-        return float(np.atleast_1d(d)[0]) * sd
+        return effect_for_power(n, alpha) * sd
 
     return {"n": n, "sd": sd, "m": m, "holm": mde(ALPHA / max(m, 1)), "unadjusted": mde(ALPHA)}

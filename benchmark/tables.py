@@ -22,7 +22,7 @@ from tabulate import tabulate
 from .grid import METHOD_NAMES
 from .scores import base_method
 from .stats import ALPHA, POWER, WILCOXON_MIN_N
-from .verdicts import MIN_CELLS_FOR_P
+from .verdicts import min_cells
 
 ROW_ORDER = METHOD_NAMES  # rows in the order methods/hparams.py lists them
 METRIC_NAMES = {"best": "test accuracy at the best clean-validation epoch",
@@ -88,9 +88,10 @@ class Table:
                 "difference (points), its 95% bootstrap interval resampling seeds within "
                 "cells, the Wilcoxon signed-rank test over per-cell differences (Holm over "
                 f"all {self.n_verdicts} verdicts in verdicts.csv) and rliable's probability "
-                "of improvement. better / worse: Holm p < 0.05 and the interval excludes 0; "
-                f"with fewer than {MIN_CELLS_FOR_P} cells the Wilcoxon test cannot reach "
-                "0.05, so the verdict is 'no difference' whatever the data.")
+                "of improvement. better / worse: Holm p < 0.05 and the interval excludes 0. "
+                f"With {self.n_verdicts} verdicts in the Holm family a verdict needs at least "
+                f"{min_cells(self.n_verdicts)} cells (the smallest Wilcoxon p over k cells is "
+                "2/2^k); with fewer it is 'no difference' whatever the data.")
 
 
 def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.DataFrame,

@@ -21,9 +21,11 @@ least two common seeds:
 - ``verdict``: ``better`` / ``worse`` when p_holm < 0.05 and the interval excludes 0 on that
   side, else ``no difference``.
 
-With few cells the Wilcoxon test cannot reach 0.05 (its smallest two-sided p is 2/2^k over
-k cells, so k >= 6 is needed); the verdict then says ``no difference`` and the legend says
-why. Bootstrap streams are seeded from the names compared, so a report is reproducible.
+With few cells the Wilcoxon test cannot reach 0.05: its smallest two-sided p is 2/2^k over k
+cells, and Holm multiplies the smallest p of the family by its size m, so a verdict needs
+2/2^k * m < 0.05 (``min_cells``: 6 cells alone, 10 in a family of 24); the verdict then
+says ``no difference`` and the legend says how many cells it needs. Bootstrap streams are
+seeded from the names compared, so a report is reproducible.
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from .stats import ALPHA, cell_groups, declared_pairs, holm, wide_scores
 VERDICT_COLUMNS = ["setup", "metric", "alm", "baseline", "n_cells", "mean_diff", "ci_low",
                    "ci_high", "p_wilcoxon", "prob_improvement", "verdict", "p_holm"]
 N_RESAMPLES = 4000
-MIN_CELLS_FOR_P = 6  # 2 / 2^5 = 0.0625 > 0.05
+
+
+def min_cells(family: int) -> int:
+    """The fewest cells whose smallest Wilcoxon p survives Holm in a family of this size."""
+    k = 1
+    while 2 / 2 ** k * max(family, 1) >= ALPHA:
+        k += 1
+    return k
 
 
 def _stream(*names: str) -> np.random.Generator:

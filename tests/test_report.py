@@ -166,6 +166,15 @@ def test_declared_baselines_limit_the_comparisons(tmp_path):
         tmp_path / "tables" / "single_best.md").read_text()
 
 
+def test_analyse_without_distilling_runs():
+    from benchmark.report import analyse
+
+    runs = small_runs()
+    a = analyse(runs[runs["method"] == "ce"], ALM, BASES)
+    assert a.setups == [] and a.verdicts.empty and list(a.verdicts.columns[:4]) == [
+        "setup", "metric", "alm", "baseline"]
+
+
 # ---------------------------------------------------------------- simulation
 
 TREES = 40

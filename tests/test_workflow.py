@@ -62,12 +62,19 @@ def test_tiny_grid_end_to_end_and_rerun_does_nothing(finished):
     metrics = _metrics(work)
     assert len(metrics) == 2 * (1 + 2 * 2)  # seeds x (ce + 2 setups x (kd, almkd))
     for name in ("single_best.md", "single_best.tex", "self_last.csv", "completeness.md",
-                 "ranks.md", "label_noise.md"):
+                 "ranks.md", "label_noise.md", "verdicts.md", "verdicts.csv",
+                 "comparisons.csv"):
         assert (work / "results/tables" / name).stat().st_size > 0, name
-    for name in ("accuracy_vs_noise.png", "alm_weights.pdf", "alm_weight_vs_teacher.png"):
+    for name in ("accuracy_vs_noise.png", "alm_weights.pdf", "alm_weight_vs_teacher.png",
+                 "cd_single.png", "cd_self.pdf"):
         assert (work / "results/figures" / name).stat().st_size > 0, name
-    assert "None: every expected run finished." in (
-        work / "results/tables/completeness.md").read_text()
+    completeness = (work / "results/tables/completeness.md").read_text()
+    assert "None: every planned run finished." in completeness
+    plan = json.loads((work / "results/expected_runs.json").read_text())
+    assert plan["comparisons"] == {"alm": ["almkd"], "baselines": ["kd", "ce"]}
+    verdicts = (work / "results/tables/verdicts.csv").read_text().splitlines()
+    assert verdicts[0].startswith("setup,metric,alm,baseline,n_cells")
+    assert len(verdicts) == 1 + 2 * 2 * 2  # setups x metrics x (almkd vs kd, ce)
     again = snakemake(work, "--configfile", str(cfg))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     html = snakemake(work, "--configfile", str(cfg), "--report", "results/report.html")
