@@ -52,10 +52,9 @@ def _spec_hashes(spec: dict) -> dict:
                 for t in spec.get("teachers", [])]
     shared = {k: v for k, v in spec.items() if k not in ("seed", "labels", "teachers", "method")}
     shared["labels"] = labels
-    return {"cell_spec": spec_hash({**shared, "method": spec.get("method"),
-                                    "teachers": teachers}),
-            "shared_spec": spec_hash(shared),
-            "teacher_spec": spec_hash(teachers) if teachers else ""}
+    out = {"shared_spec": spec_hash(shared), "teacher_spec": spec_hash(teachers) if teachers
+           else ""}
+    return {"cell_spec": spec_hash({**out, "method": spec.get("method")}), **out}
 
 
 def collect_runs(results: Path) -> pd.DataFrame:

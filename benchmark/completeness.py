@@ -132,7 +132,9 @@ def _rel_parts(path: str, results: Path) -> tuple[str, ...]:
 def check(results: Path, runs: pd.DataFrame) -> Completeness:
     results = Path(results)
     plan = read_plan(results, runs)
-    rel = [str(Path(*_rel_parts(p, results))) for p in runs["path"]]
+    prefix = str(results) + "/"
+    rel = [p[len(prefix):] if p.startswith(prefix) else str(Path(*_rel_parts(p, results)))
+           for p in runs["path"]]
     runs = runs.assign(rel=rel)
     if plan.runs is None:
         # every (dataset, noise, setup, method) seen times every seed seen for its
@@ -167,40 +169,48 @@ def check(results: Path, runs: pd.DataFrame) -> Completeness:
     return Completeness(plan, included, missing, extra, mixed, uncommitted, duplicates)
 
 
-def _table_cells(runs: pd.DataFrame):
-    """(dataset, noise, setup kind) -> its runs, ce's (setup none) joining every setup."""
-    ce = runs[runs["setup"] == "none"]
-    ce_by = dict(tuple(ce.groupby(["dataset", "noise_id"])))
-    for (dataset, noise_id, setup), g in runs[runs["setup"] != "none"].groupby(CELL_KEYS):
-        extra = ce_by.get((dataset, noise_id))
-        yield (dataset, noise_id, setup), (g if extra is None else pd.concat([g, extra]))
+def _table_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of every table cell (dataset, noise, setup kind): ``ce``'s (setup none) are
+    repeated into each setup of their (dataset, noise)."""
+    others = runs[runs["setup"] != "none"]
+    ce = runs[runs["setup"] == "none"].drop(columns="setup")
+    setups = others[CELL_KEYS].drop_duplicates()
+    return pd.concat([others, ce.merge(setups, on=["dataset", "noise_id"])], ignore_index=True)
 
 
 def _mixed(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    mixed, dirty = [], []
-    for cell, g in _table_cells(runs):
+    cells = _table_cells(runs)
+    if cells.empty:
+        return (pd.DataFrame(columns=CELL_KEYS + ["reasons"]),
+                pd.DataFrame(columns=CELL_KEYS + ["runs"]))
+    cells = cells.assign(
+        teacher_spec=cells["teacher_spec"].replace("", None),
+        code=cells["git_commit"].astype(str) + "|" + cells["git_dirty"].astype(str),
+        dirty=cells["git_dirty"].fillna(False).astype(bool))
+    g = cells.groupby(CELL_KEYS)
+    per = pd.DataFrame({
+        "shared": g["shared_spec"].nunique(), "teachers": g["teacher_spec"].nunique(),
+        "commits": g["git_commit"].nunique(dropna=False), "code": g["code"].nunique(),
+        "dirty": g["dirty"].sum()})
+    seeds = cells.groupby(CELL_KEYS + ["method_id"])["cell_spec"].nunique()
+    seeds = seeds[seeds > 1].reset_index().groupby(CELL_KEYS)["method_id"].agg(", ".join)
+    per = per.join(seeds.rename("seed_methods"))
+    mixed = []
+    for cell, r in per.iterrows():
         reasons = []
-        if g["shared_spec"].nunique() > 1:
+        if r["shared"] > 1:
             reasons.append("data, noise, student or training spec differ across methods")
-        distil = g[g["teacher_spec"] != ""]
-        if distil["teacher_spec"].nunique() > 1:
+        if r["teachers"] > 1:
             reasons.append("teachers differ across methods")
-        per_method = g.groupby("method_id")["cell_spec"].nunique()
-        if (per_method > 1).any():
-            reasons.append("spec differs across seeds of " + ", ".join(
-                per_method[per_method > 1].index))
-        code = g[["git_commit", "git_dirty"]].astype(str).drop_duplicates()
-        if g["git_commit"].nunique(dropna=False) > 1 or len(code) > 1:
-            reasons.append(f"{g['git_commit'].nunique(dropna=False)} code revisions"
-                           + (" (committed and uncommitted)" if len(code) > 1 else ""))
-        row = dict(zip(CELL_KEYS, cell, strict=True))
+        if isinstance(r["seed_methods"], str):
+            reasons.append("spec differs across seeds of " + r["seed_methods"])
+        if r["commits"] > 1 or r["code"] > 1:
+            reasons.append(f"{r['commits']} code revisions"
+                           + (" (committed and uncommitted)" if r["code"] > r["commits"] else ""))
         if reasons:
-            mixed.append(row | {"reasons": "; ".join(reasons)})
-        n_dirty = int(g["git_dirty"].fillna(False).astype(bool).sum())
-        if n_dirty:
-            dirty.append(row | {"runs": n_dirty})
-    return (pd.DataFrame(mixed, columns=CELL_KEYS + ["reasons"]),
-            pd.DataFrame(dirty, columns=CELL_KEYS + ["runs"]))
+            mixed.append(dict(zip(CELL_KEYS, cell, strict=True)) | {"reasons": "; ".join(reasons)})
+    dirty = per[per["dirty"] > 0]["dirty"].astype(int).rename("runs").reset_index()
+    return pd.DataFrame(mixed, columns=CELL_KEYS + ["reasons"]), dirty[CELL_KEYS + ["runs"]]
 
 
 def raise_on_duplicates(comp: Completeness) -> None:

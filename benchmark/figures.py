@@ -33,12 +33,14 @@ def _plt():
     return plt
 
 
-def save(fig, stem: Path) -> list[Path]:
+def save(fig, stem: Path, tight: bool = True) -> list[Path]:
+    """PNG and PDF; ``tight=False`` for figures already laid out by ``tight_layout``
+    (a tight bounding box draws the whole figure once more per format)."""
     out = []
     for ext in ("png", "pdf"):
         path = stem.with_suffix(f".{ext}")
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight" if tight else None)
         out.append(path)
     _plt().close(fig)
     return out
@@ -101,7 +103,7 @@ def accuracy_vs_noise(summary: pd.DataFrame, stem: Path, metric: str = "best") -
     fig.suptitle(f"Test accuracy ({'best-validation' if metric == 'best' else 'last'} epoch), "
                  "mean ± std over seeds", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return save(fig, stem)
+    return save(fig, stem, tight=False)
 
 
 def load_alpha(results: Path) -> pd.DataFrame:

@@ -72,18 +72,16 @@ def analyse(runs: pd.DataFrame, alm: tuple, baselines: tuple, setups=None) -> An
 def teacher_context(runs: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, noise, setup): the mean test accuracy and label agreement of the
     teachers the setup's students distil from (over seeds and teachers)."""
-    rows = []
-    for (dataset, noise_id, setup), g in runs[runs["setup"] != "none"].groupby(
-            ["dataset", "noise_id", "setup"]):
-        ids = sorted({t for ts in g["teacher_ids"] for t in ts})
-        t = teachers[(teachers["dataset"] == dataset) & (teachers["noise_id"] == noise_id)
-                     & teachers["teacher_id"].isin(ids) & teachers["seed"].isin(set(g["seed"]))]
-        if len(t):
-            rows.append({"dataset": dataset, "noise_id": noise_id, "setup": setup,
-                         "teacher_acc": t["test_acc_last"].mean(),
-                         "teacher_agreement": t["agreement_given"].mean()})
-    return pd.DataFrame(rows, columns=["dataset", "noise_id", "setup", "teacher_acc",
-                                       "teacher_agreement"])
+    cols = ["dataset", "noise_id", "setup", "teacher_acc", "teacher_agreement"]
+    used = (runs[runs["setup"] != "none"][["dataset", "noise_id", "setup", "seed", "teacher_ids"]]
+            .explode("teacher_ids").dropna(subset=["teacher_ids"])
+            .rename(columns={"teacher_ids": "teacher_id"}).drop_duplicates())
+    if used.empty or teachers.empty:
+        return pd.DataFrame(columns=cols)
+    t = used.merge(teachers, on=["dataset", "noise_id", "teacher_id", "seed"])
+    out = t.groupby(["dataset", "noise_id", "setup"]).agg(
+        teacher_acc=("test_acc_last", "mean"), teacher_agreement=("agreement_given", "mean"))
+    return out.reset_index()[cols]
 
 
 def _markdown(df: pd.DataFrame, empty: str) -> str:

@@ -57,6 +57,14 @@ class Table:
     verdicts: pd.DataFrame  # this setup's and metric's rows of verdicts.csv
     n_verdicts: int  # the Holm family of the verdicts
 
+    def cells(self) -> tuple[dict, set]:
+        """(row, dataset, noise) -> the frame's record, and the mixed (dataset, noise)."""
+        if not hasattr(self, "_cells"):
+            records = self.frame.to_dict("records")
+            self._cells = ({(r["row"], r["dataset"], r["noise_id"]): r for r in records},
+                           {(r["dataset"], r["noise_id"]) for r in records if r["mixed"]})
+        return self._cells
+
     def legend(self) -> str:
         ns = sorted(set(self.frame["n"]))
         n_text = (f"n = {ns[0]} seeds in every cell" if len(ns) == 1 else
@@ -103,8 +111,8 @@ def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.
     for r in comparisons[comparisons["marker"] != ""].itertuples():
         marks.setdefault((r.dataset, r.noise_id, r.alm), []).append(
             f"{r.marker}{short(r.baseline)}")
-    s["markers"] = [" ".join(marks.get((r.dataset, r.noise_id, r.row), []))
-                    for r in s.itertuples()]
+    s["markers"] = [" ".join(marks.get(k, [])) for k in zip(s["dataset"], s["noise_id"],
+                                                             s["row"], strict=True)]
     s["best"] = s.groupby(["dataset", "noise_id"])["mean"].transform("max") == s["mean"]
     s["mixed"] = [(d, n, setup) in mixed for d, n in zip(s["dataset"], s["noise_id"],
                                                          strict=True)]
@@ -130,8 +138,7 @@ def _cell_text(r, n_max: int, bold, mark, esc) -> str:
 
 def _grid(t: Table, columns, bold, mark, header_sep: str, esc=lambda x: x):
     """Header and body cells; ``esc`` is applied to plain text before bold and markers."""
-    by = {(r["row"], r["dataset"], r["noise_id"]): r for _, r in t.frame.iterrows()}
-    mixed = {(r["dataset"], r["noise_id"]) for _, r in t.frame.iterrows() if r["mixed"]}
+    by, mixed = t.cells()
     headers = ["method"] + [f"{esc(d)}{header_sep}{esc(n)}" + (MIXED if (d, n) in mixed else "")
                             for d, n in columns]
     body = []

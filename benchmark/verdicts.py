@@ -40,7 +40,7 @@ from .stats import ALPHA, cell_groups, declared_pairs, holm, wide_scores
 
 VERDICT_COLUMNS = ["setup", "metric", "alm", "baseline", "n_cells", "mean_diff", "ci_low",
                    "ci_high", "p_wilcoxon", "prob_improvement", "verdict", "p_holm"]
-N_RESAMPLES = 4000
+N_RESAMPLES = 2000
 
 
 def min_cells(family: int) -> int:
