@@ -1,24 +1,37 @@
 # NoisyKD Bench workflow. Thin: config, validation, the plan, rule files, the `all` target.
 #   snakemake --cores all                          the embedded default grid (offline, CPU)
 #   snakemake --profile profiles/workstation --configfile workflows/config/paper.yaml
-#   snakemake tables                               rebuild tables and figures, training nothing
+#   snakemake --cores 1 tables                     rebuild tables and figures, training nothing
 import os
+import sys
 
 from snakemake.utils import validate
 
 from benchmark import grid
+from benchmark.config_check import explain_file
 from benchmark.errors import UserError
+
+
+def config_error(message):
+    """A config mistake: one line, before any of Snakemake's machinery (no schema dump)."""
+    sys.stderr.write(f"invalid config: {message}\n")
+    sys.exit(1)
+
 
 # Snakemake deep-merges config files: load the default only when no --configfile was given,
 # so nothing of it leaks into another grid.
 if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "workflows/config/default.yaml")
 
-validate(config, os.path.join(workflow.basedir, "workflows/config/schema.yaml"))
+SCHEMA = os.path.join(workflow.basedir, "workflows/config/schema.yaml")
+problem = explain_file(config, SCHEMA)
+if problem:
+    config_error(problem)
+validate(config, SCHEMA)  # fills the schema's defaults
 try:
     PLAN = grid.plan(config)
 except UserError as exc:
-    raise ValueError(f"invalid config: {exc}") from None
+    config_error(exc)
 
 wildcard_constraints:
     dataset=r"[a-z0-9_]+",
