@@ -15,18 +15,10 @@ from pathlib import Path
 import torch
 
 from .errors import UserError
-from .runinfo import atomic_path
+from .runinfo import atomic_path, default_checkpoint_dir  # noqa: F401 (re-exported)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 REQUIRED_KEYS = ("spec_hash", "epoch", "model", "optimizer", "scheduler", "method", "history")
-
-
-def default_checkpoint_dir(out: Path) -> Path:
-    parts = Path(out).parts
-    if "results" in parts:
-        i = len(parts) - 1 - parts[::-1].index("results")
-        return Path(*parts[: i + 1], "checkpoints", *parts[i + 1:])
-    return Path(out).parent / f".{Path(out).name}.ckpt"
 
 
 class RunLock:

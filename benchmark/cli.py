@@ -269,6 +269,22 @@ def _run_report(args) -> None:
     print(f"wrote {len(written)} files under {args.results}/tables and {args.results}/figures")
 
 
+def _add_forget(sub) -> None:
+    p = sub.add_parser("forget", help="remove runs (their folder and checkpoints) so that the "
+                                      "next snakemake trains them again from scratch")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="e.g. results/runs/digits/symmetric_0.40/none/ce/seed3")
+    p.set_defaults(func=_run_forget)
+
+
+def _run_forget(args) -> None:
+    from .forget import forget
+
+    for line in forget(args.run_dirs):
+        print(line)
+    print("the next snakemake (the same command as before) trains them again")
+
+
 def _add_perf(sub) -> None:
     from .perf import COST_MODEL_ARCHS, DEFAULT_ARCHS
 
@@ -342,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_runs(sub)
     _add_prepare_data(sub)
     _add_report(sub)
+    _add_forget(sub)
     _add_perf(sub)
     return parser
 

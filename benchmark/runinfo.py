@@ -102,6 +102,16 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def default_checkpoint_dir(out: str | os.PathLike) -> Path:
+    """Where a run's checkpoints live: ``results/checkpoints/<run>`` for a run in
+    ``results/<run>`` (outside its declared outputs, so Snakemake never deletes them)."""
+    parts = Path(out).parts
+    if "results" in parts:
+        i = len(parts) - 1 - parts[::-1].index("results")
+        return Path(*parts[: i + 1], "checkpoints", *parts[i + 1:])
+    return Path(out).parent / f".{Path(out).name}.ckpt"
+
+
 def spec_hash(spec: dict) -> str:
     """Short, stable hash of a run's full spec (canonical JSON)."""
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -149,3 +150,28 @@ def test_kill_9_then_recover_gives_the_uninterrupted_metrics(finished, tmp_path)
     assert _metrics(tmp_path) == _metrics(work)
     for p, content in survivors.items():  # finished runs were not trained again
         assert p.read_bytes() == content, p
+
+
+def test_forget_then_snakemake_retrains_exactly_that_run(finished, tmp_path):
+    """The README's recipe for retraining one run: `noisykd forget <run dir>`, then the same
+    snakemake command. The forgotten run is trained again (a new finished_at, the same
+    numbers: seeds fix everything); every other run keeps its bytes."""
+    work, cfg = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(work, copy, symlinks=True)
+    runs = sorted(copy.glob("results/runs/**/metrics.json"))
+    before = {p: p.read_bytes() for p in runs}
+    target = next(p for p in runs if "/almkd/" in str(p)).parent
+    res = subprocess.run(["noisykd", "forget", str(target.relative_to(copy))], cwd=copy,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert not target.exists()
+    res = snakemake(copy, "--configfile", str(cfg))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    after = {p: p.read_bytes() for p in copy.glob("results/runs/**/metrics.json")}
+    assert set(after) == set(before)
+    changed = [p for p in after if after[p] != before[p]]
+    assert changed == [target / "metrics.json"]
+    old, new = json.loads(before[changed[0]]), json.loads(after[changed[0]])
+    assert old["finished_at"] <= new["finished_at"] and old["wall_time_s"] != new["wall_time_s"]
+    assert old["test_acc_last"] == new["test_acc_last"]
