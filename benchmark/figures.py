@@ -153,15 +153,23 @@ def alm_weights(alpha: pd.DataFrame, stem: Path) -> list[Path]:
         ax.boxplot([groups_[k].to_numpy() for k in names], showfliers=False, showmeans=True)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
         ax.set_title(f"{dataset}, {method}: after the last refresh\n(boxes: quartiles over "
-                     "instances and seeds; triangles: means)", fontsize=8)
+                     "instances, noise settings, setups and seeds; triangles: means)",
+                     fontsize=8)
         ax.set_ylabel("teacher share of the weight")
         ax = axes[1, j]
+        if g["epoch"].nunique() < 2:  # one refresh: no evolution to draw
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"one refresh (epoch {int(g['epoch'].iloc[0])}):\nno evolution "
+                    "across refreshes", ha="center", va="center", fontsize=8)
+            continue
         evo = g.groupby(["epoch", "noisy"])["share"].mean().unstack()
         for flag, label, color in ((False, "clean label", "C0"), (True, "noisy label", "C3")):
             if flag in evo:
                 ax.plot(evo.index, evo[flag], marker="o", label=label, color=color)
         ax.set_xlabel("epoch of refresh")
         ax.set_ylabel("mean teacher share")
+        ax.set_title(f"{dataset}, {method}: across refreshes (mean over instances, noise "
+                     "settings, setups and seeds)", fontsize=8)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -182,6 +190,9 @@ def alm_weight_vs_teacher(alpha: pd.DataFrame, stem: Path, bins: int = 10) -> li
         idx = np.clip(np.digitize(g["teacher_prob"], edges) - 1, 0, bins - 1)
         means = pd.Series(g["share"].values).groupby(idx).mean().reindex(range(bins))
         ax.plot(centres, means.values, marker="o", label=f"{dataset}, {method}")
+    ax.set_title("ALM teacher share against the teacher's probability of the given label\n"
+                 "(after the last refresh; binned means over instances, noise settings, "
+                 "setups and seeds)", fontsize=8)
     ax.set_xlabel("teacher's probability of the given label")
     ax.set_ylabel("teacher share of the weight (binned mean)")
     ax.grid(alpha=0.3)
