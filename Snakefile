@@ -2,6 +2,8 @@
 #   snakemake --cores all                          the embedded default grid (offline, CPU)
 #   snakemake --profile profiles/workstation --configfile workflows/config/paper.yaml
 #   snakemake --cores 1 tables                     rebuild tables and figures, training nothing
+# Each config is a study: its files live under results/<study>/ (key `study`, default the
+# config file's stem, `default` for the embedded grid).
 import os
 import sys
 
@@ -22,6 +24,18 @@ def config_error(message):
 # so nothing of it leaks into another grid.
 if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "workflows/config/default.yaml")
+
+# A study is a folder: everything this config writes lives under results/<study>/. The name
+# defaults to the config file's stem (`default` for the embedded grid).
+if "study" not in config:
+    files = workflow.overwrite_configfiles
+    config["study"] = os.path.splitext(os.path.basename(files[-1]))[0] if files else "default"
+if os.path.isdir("results/runs") or os.path.isdir("results/teachers"):
+    sys.stderr.write(
+        "note: results/runs is the layout before studies; this config writes to "
+        f"results/{config['study']}/ and does not see those runs. To keep them as a study: "
+        "mkdir -p results/default && mv results/{runs,teachers,labels,checkpoints,tables,"
+        "figures,logs,data,expected_runs.json} results/default/ (what exists)\n")
 
 SCHEMA = os.path.join(workflow.basedir, "workflows/config/schema.yaml")
 problem = explain_file(config, SCHEMA)

@@ -1,8 +1,8 @@
 """Checkpoints, resume and the per-run lock.
 
-Checkpoints live outside a run's declared outputs (``results/checkpoints/...`` for a run in
-``results/...``): Snakemake deletes the declared outputs of an incomplete job before it
-reruns it, and the checkpoint must survive that to be resumed from.
+Checkpoints live outside a run's declared outputs (``results/<study>/checkpoints/<run>`` for
+a run in ``results/<study>/<run>``): Snakemake deletes the declared outputs of an incomplete
+job before it reruns it, and the checkpoint must survive that to be resumed from.
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ def _add_training_options(p) -> None:
     p.add_argument("--arch", required=True, help="backbone (timm name or a suite model)")
     p.add_argument("--seed", type=int, required=True, help="run seed")
     p.add_argument("--out", type=Path, required=True, help="run folder to write")
-    p.add_argument("--run-id", help="id recorded in metrics.json (default: path under results/)")
+    p.add_argument("--run-id", help="id recorded in metrics.json (default: path under the study "
+                        "folder)")
     g = p.add_argument_group("optimisation (part of the run's identity)")
     g.add_argument("--epochs", type=int, default=d.epochs)
     g.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -130,7 +131,7 @@ def _add_training_options(p) -> None:
     g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     g.add_argument("--keep-checkpoint", action="store_true")
     g.add_argument("--checkpoint-dir", type=Path,
-                   help="default: results/checkpoints/<run> for runs under results/")
+                   help="default: <study>/checkpoints/<run> for runs under a study folder")
     g.add_argument("--threads", type=int, help="torch CPU threads (Snakemake passes {threads})")
     g.add_argument("--data-root", type=Path)
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -251,7 +252,8 @@ def _run_prepare_data(args) -> None:
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="rebuild every table and figure from results/ "
                                        "(trains nothing)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    p.add_argument("--results", type=Path, default=Path("results/default"),
+                   help="a study's folder (results/<study>; default: the embedded grid's)")
     p.add_argument("--strict", action="store_true",
                    help="fail, writing nothing, when runs are missing, extra (not in the "
                         "plan), duplicated or mixed (specs or code revisions)")
@@ -265,6 +267,12 @@ def _run_report(args) -> None:
 
     if not args.results.is_dir():
         raise UserError(f"results folder {args.results} does not exist")
+    if not (args.results / "runs").is_dir():
+        studies = sorted(p.name for p in args.results.iterdir()
+                         if (p / "runs").is_dir() or (p / "expected_runs.json").is_file())
+        if studies:
+            raise UserError(f"{args.results} holds studies ({', '.join(studies)}): name one, "
+                            f"e.g. --results {args.results / studies[0]}")
     written = write_report(args.results, strict=args.strict, figures=not args.no_figures)
     print(f"wrote {len(written)} files under {args.results}/tables and {args.results}/figures")
 
@@ -273,7 +281,7 @@ def _add_forget(sub) -> None:
     p = sub.add_parser("forget", help="remove runs (their folder and checkpoints) so that the "
                                       "next snakemake trains them again from scratch")
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
-                   help="e.g. results/runs/digits/symmetric_0.40/none/ce/seed3")
+                   help="e.g. results/default/runs/digits/symmetric_0.40/none/ce/seed3")
     p.set_defaults(func=_run_forget)
 
 

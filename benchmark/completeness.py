@@ -18,7 +18,7 @@ Runs from a working tree with uncommitted changes are listed too. A cell where c
 and uncommitted runs meet is mixed (their code differs); a cell whose runs all come from
 uncommitted code at one commit is listed but not marked (no diff is recorded to compare).
 
-The plan is ``results/expected_runs.json`` (written by the workflow): the run folders and
+The plan is ``<study>/expected_runs.json`` (written by the workflow): the run folders and
 the comparisons it declares. Without it every finished run is taken as planned and the
 comparisons are every ALM method against every baseline found.
 """
@@ -55,11 +55,13 @@ class Plan:
         return alm, base
 
 
-def plan_payload(run_dirs, methods) -> dict:
-    """What the workflow writes to ``expected_runs.json``: the runs and the declared
-    comparisons, fixed before any test number exists."""
+def plan_payload(run_dirs, methods, root: str) -> dict:
+    """What the workflow writes to ``<root>/expected_runs.json``: the runs (relative to the
+    study folder ``root``) and the declared comparisons, fixed before any test number
+    exists."""
     alm, base = Plan.declared(methods)
-    return {"runs": sorted(run_dirs), "comparisons": {"alm": list(alm), "baselines": list(base)}}
+    runs = sorted(str(Path(r).relative_to(root)) for r in run_dirs)
+    return {"runs": runs, "comparisons": {"alm": list(alm), "baselines": list(base)}}
 
 
 def read_plan(results: Path, runs: pd.DataFrame) -> Plan:
@@ -77,7 +79,7 @@ def read_plan(results: Path, runs: pd.DataFrame) -> Plan:
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
         raise UserError(f"{listing}: expected a list of run folders under key 'runs'")
     rel = []
-    for entry in data["runs"]:
+    for entry in data["runs"]:  # relative to the study folder; earlier plans: results/runs/...
         parts = Path(entry).parts
         rel.append(str(Path(*parts[1:])) if parts and parts[0] == "results" else str(entry))
     comp = data.get("comparisons")

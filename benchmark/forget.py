@@ -1,7 +1,7 @@
 """`noisykd forget RUN_DIR...`: make the workflow train runs again, from scratch.
 
 A finished run is never redone: its ``metrics.json`` marks it finished, and a copy of its
-outputs in ``results/checkpoints/<run>/finished`` brings them back when Snakemake reruns a
+outputs in ``results/<study>/checkpoints/<run>/finished`` brings them back when Snakemake reruns a
 job (so the other runs of a packed job are not retrained). To retrain one run, both must
 go: this removes the run folder and its checkpoint folder, after checking every argument
 (nothing is removed when one of them is not a run, or a run is training now). The next
@@ -17,21 +17,15 @@ import shutil
 from pathlib import Path
 
 from .errors import UserError
-from .runinfo import default_checkpoint_dir
+from .runinfo import default_checkpoint_dir, split_run
 
 
 def _is_run(path: Path) -> str | None:
-    """'student' or 'teacher' when ``path`` is a run folder of a results tree."""
-    parts = path.parts
-    if "results" not in parts or not path.name.startswith("seed"):
+    """'student' or 'teacher' when ``path`` is a run folder of a study."""
+    split = split_run(path)
+    if split is None:
         return None
-    i = len(parts) - 1 - parts[::-1].index("results")
-    rest = parts[i + 1:]
-    if len(rest) == 6 and rest[0] == "runs":
-        return "student"
-    if len(rest) == 5 and rest[0] == "teachers":
-        return "teacher"
-    return None
+    return "student" if split[1].parts[0] == "runs" else "teacher"
 
 
 def _training(ckpt: Path) -> bool:
@@ -55,9 +49,9 @@ def forget(run_dirs: list[Path]) -> list[str]:
         kind = _is_run(d)
         ckpt = default_checkpoint_dir(d)
         if kind is None:
-            raise UserError(f"{d}: not a run folder (results/runs/<dataset>/<noise>/<setup>/"
-                            "<method>/seed<N> or results/teachers/<dataset>/<noise>/<teacher>/"
-                            "seed<N>); nothing removed")
+            raise UserError(f"{d}: not a run folder (results/<study>/runs/<dataset>/<noise>/"
+                            "<setup>/<method>/seed<N> or results/<study>/teachers/<dataset>/"
+                            "<noise>/<teacher>/seed<N>); nothing removed")
         if not d.exists() and not ckpt.exists():
             raise UserError(f"{d}: no such run and no checkpoint; nothing removed")
         if _training(ckpt):

@@ -25,14 +25,15 @@ from .protocol import PROTOCOLS, kd_weights
 from .runinfo import spec_hash
 from .trainconfig import TrainConfig
 
-LABELS_PATTERN = "results/labels/{dataset}/{noise_id}/seed{seed}.npz"
+LABELS_PATTERN = "{root}/labels/{dataset}/{noise_id}/seed{seed}.npz"
+STUDY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SETUPS = ("single", "multi", "self")
 METHOD_NAMES = tuple(HPARAM_DEFAULTS)  # methods/hparams.py lists every method once
 ALM_METHODS = ("almkd", "amal", "almkd_v1", "almkd_full")
 CONVEX_METHODS = ("almkd", "almkd_full")  # weights on the simplex (methods/mixing.py)
 BASELINE_METHODS = tuple(m for m in METHOD_NAMES if m not in ALM_METHODS)
 TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
-TOP_KEYS = {"datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
+TOP_KEYS = {"study", "datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
             "teacher_checkpoint", "val_fraction", "data_root", "cifar_n_dir", "download",
             "seeds_per_job", "pack_methods", "runtime", "protocol"}
 DATASET_KEYS = {"name", "student", "teacher", "multi_teachers", "train", "teacher_train",
@@ -44,8 +45,14 @@ RUNTIME_DEFAULTS = {"device": "auto", "threads": 1, "gpu": 0, "mem_mb": 4000,
 
 # ---- ids -----------------------------------------------------------------------------------
 
-def labels_path(dataset: str, noise_id: str, seed: int) -> str:
-    return LABELS_PATTERN.format(dataset=dataset, noise_id=noise_id, seed=seed)
+def labels_path(dataset: str, noise_id: str, seed: int, root: str = "results") -> str:
+    return LABELS_PATTERN.format(root=root, dataset=dataset, noise_id=noise_id, seed=seed)
+
+
+def study_root(study: str) -> str:
+    """Everything a study writes lives under results/<study>/: studies never see each
+    other's runs."""
+    return f"results/{study}"
 
 
 def dataset_dir(dataset: str, protocol: str) -> str:
@@ -107,10 +114,11 @@ class RunSpec:
     teachers: tuple = ()  # teacher run folders
     teacher_labels: str = "noisy"
     teacher_checkpoint: str = "last"
+    root: str = "results"  # the study folder
 
     @property
     def labels(self) -> str:
-        return labels_path(self.dataset, self.noise.id, self.seed)
+        return labels_path(self.dataset, self.noise.id, self.seed, self.root)
 
     @property
     def outputs(self) -> list[str]:
@@ -154,10 +162,15 @@ class Plan:
     student_jobs: list[Job]
     runtime: dict
     config: dict
+    study: str = "default"
+
+    @property
+    def root(self) -> str:
+        return study_root(self.study)
 
     @property
     def labels_files(self) -> list[str]:
-        return [labels_path(d, n.id, s) for d, n, s in self.labels]
+        return [labels_path(d, n.id, s, self.root) for d, n, s in self.labels]
 
     @property
     def student_runs(self) -> list[RunSpec]:
@@ -304,6 +317,10 @@ def plan(config: dict) -> Plan:
     """Every labels file, teacher and student run of a config; ``UserError`` names a bad key."""
     unknown = set(config) - TOP_KEYS
     _need(not unknown, ", ".join(sorted(unknown)), "unknown top-level key")
+    study = config.get("study", "default")
+    _need(isinstance(study, str) and re.match(STUDY_PATTERN, study) is not None, "study",
+          f"a folder name (letters, digits, _ . -), got {study!r}")
+    root = study_root(study)
     seeds = config.get("seeds")
     _need(isinstance(seeds, list) and len(seeds) > 0 and all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds), "seeds",
@@ -377,9 +394,10 @@ def plan(config: dict) -> Plan:
                 for group in groups:
                     for chunk in chunks:
                         runs = [RunSpec("teacher", name, n, seed, arch,
-                                        teacher_dir(ddir, n.id, arch, tl, seed),
+                                        teacher_dir(ddir, n.id, arch, tl, seed, root),
                                         tuple(sorted(t_train.to_dict().items())),
-                                        teacher_labels=tl) for arch in group for seed in chunk]
+                                        teacher_labels=tl, root=root)
+                                for arch in group for seed in chunk]
                         label = "+".join(teacher_id(a, tl) for a in group)
                         teacher_jobs.append(Job(
                             f"teacher.{ddir}.{n.id}.{label}.s{chunk[0]}-{chunk[-1]}",
@@ -397,12 +415,13 @@ def plan(config: dict) -> Plan:
                     runs = []
                     for m, archs, tl in members:
                         for seed in chunk:
-                            tdirs = tuple(teacher_dir(ddir, n.id, a, tl, seed) for a in archs)
+                            tdirs = tuple(teacher_dir(ddir, n.id, a, tl, seed, root)
+                                          for a in archs)
                             runs.append(RunSpec(
                                 "student", name, n, seed, d["student"],
-                                f"results/runs/{ddir}/{n.id}/{key[0]}/{m.id}/seed{seed}",
+                                f"{root}/runs/{ddir}/{n.id}/{key[0]}/{m.id}/seed{seed}",
                                 tuple(sorted(train.to_dict().items())), m.name, m.hparams,
-                                tdirs, tl, t_ckpt))
+                                tdirs, tl, t_ckpt, root))
                     inputs = sorted({r.labels for r in runs} | {
                         f"{t}/{f}" for r in runs for t in r.teachers
                         for f in ("metrics.json", "model_last.pt", "model_best.pt")})
@@ -411,7 +430,7 @@ def plan(config: dict) -> Plan:
                         "student", runs, inputs))
     if not student_jobs:
         raise UserError("config: the grid is empty")
-    result = Plan(labels, teacher_jobs, student_jobs, runtime, config)
+    result = Plan(labels, teacher_jobs, student_jobs, runtime, config, study)
     outs = Counter(o for j in teacher_jobs + student_jobs for o in j.outputs)
     dup = sorted(o for o, k in outs.items() if k > 1)
     if dup:
@@ -448,16 +467,17 @@ def report_tables(setup_ids) -> list[str]:
 
 def report_outputs(p: Plan) -> list[str]:
     """The files `noisykd report` writes for a plan (the `all` target)."""
-    setups = {r.out.split("/")[4] for r in p.student_runs}
-    outs = [f"results/tables/{t}" for t in REPORT_TABLES + tuple(report_tables(setups))]
+    setups = {r.out.split("/")[-3] for r in p.student_runs}  # .../<setup>/<method>/seedN
+    outs = [f"{p.root}/tables/{t}" for t in REPORT_TABLES + tuple(report_tables(setups))]
     figures = FIGURES + tuple(f"cd_{k}" for k in report_kinds(setups)) + (
         ALM_FIGURES if any(r.method in ALM_METHODS for r in p.student_runs) else ())
-    outs += [f"results/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]
+    outs += [f"{p.root}/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]
     return outs
 
 
-def teacher_dir(dataset: str, noise_id: str, arch: str, teacher_labels: str, seed: int) -> str:
-    return f"results/teachers/{dataset}/{noise_id}/{teacher_id(arch, teacher_labels)}/seed{seed}"
+def teacher_dir(dataset: str, noise_id: str, arch: str, teacher_labels: str, seed: int,
+                root: str = "results") -> str:
+    return f"{root}/teachers/{dataset}/{noise_id}/{teacher_id(arch, teacher_labels)}/seed{seed}"
 
 
 def labels_cli_args(noise_id: str) -> str:

@@ -102,13 +102,26 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def default_checkpoint_dir(out: str | os.PathLike) -> Path:
-    """Where a run's checkpoints live: ``results/checkpoints/<run>`` for a run in
-    ``results/<run>`` (outside its declared outputs, so Snakemake never deletes them)."""
+RUN_DEPTH = {"runs": 6, "teachers": 5}  # runs/<dataset>/<noise>/<setup>/<method>/seedN
+
+
+def split_run(out: str | os.PathLike) -> tuple[Path, Path] | None:
+    """(study folder, run path under it) of a run folder ``<root>/runs/.../seedN`` or
+    ``<root>/teachers/.../seedN``; None for a folder of another shape."""
     parts = Path(out).parts
-    if "results" in parts:
-        i = len(parts) - 1 - parts[::-1].index("results")
-        return Path(*parts[: i + 1], "checkpoints", *parts[i + 1:])
+    for kind, depth in RUN_DEPTH.items():
+        if len(parts) >= depth and parts[-depth] == kind and parts[-1].startswith("seed"):
+            return Path(*parts[:-depth]) if len(parts) > depth else Path("."), Path(
+                *parts[-depth:])
+    return None
+
+
+def default_checkpoint_dir(out: str | os.PathLike) -> Path:
+    """Where a run's checkpoints live: ``<study>/checkpoints/<run>`` for a run in
+    ``<study>/<run>`` (outside its declared outputs, so Snakemake never deletes them)."""
+    split = split_run(out)
+    if split:
+        return split[0] / "checkpoints" / split[1]
     return Path(out).parent / f".{Path(out).name}.ckpt"
 
 

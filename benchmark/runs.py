@@ -20,7 +20,14 @@ from pathlib import Path
 
 from .errors import UserError
 from .labels import LabelsFile, read_labels
-from .runinfo import derive_seed, file_sha256, provenance, spec_hash, write_json_atomic
+from .runinfo import (
+    derive_seed,
+    file_sha256,
+    provenance,
+    spec_hash,
+    split_run,
+    write_json_atomic,
+)
 from .trainconfig import TrainConfig
 
 METRICS_SCHEMA_VERSION = 1
@@ -49,11 +56,9 @@ class RunRequest:
 
 
 def default_run_id(out: Path) -> str:
-    parts = Path(out).parts
-    if "results" in parts:
-        i = len(parts) - 1 - parts[::-1].index("results")
-        return "/".join(parts[i + 1:])
-    return str(out)
+    """The run's path under its study folder (runs/... or teachers/...)."""
+    split = split_run(out)
+    return "/".join(split[1].parts) if split else str(out)
 
 
 def read_metrics(path: Path) -> dict:

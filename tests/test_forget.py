@@ -6,12 +6,13 @@ import pytest
 
 from benchmark.cli import main
 
-RUN = "results/runs/digits/symmetric_0.40/single-x/kd/seed3"
-TEACHER = "results/teachers/digits/symmetric_0.40/mlp_8/seed3"
+RUN = "results/default/runs/digits/symmetric_0.40/single-x/kd/seed3"
+TEACHER = "results/default/teachers/digits/symmetric_0.40/mlp_8/seed3"
 
 
 def make(root, rel):
-    run, ckpt = root / rel, root / rel.replace("results/", "results/checkpoints/", 1)
+    run = root / rel
+    ckpt = root / rel.replace("results/default/", "results/default/checkpoints/", 1)
     for d in (run, ckpt / "finished"):
         d.mkdir(parents=True)
     (run / "metrics.json").write_text("{}")
@@ -30,8 +31,8 @@ def test_forget_removes_the_run_and_its_checkpoints(tmp_path, capsys):
     assert f"forgot {run} and {ckpt}" in out and "students are retrained" in out
 
 
-@pytest.mark.parametrize("bad", ["results/runs/digits/symmetric_0.40", "elsewhere/seed1",
-                                 "results/runs/digits/symmetric_0.40/single-x/kd/seed9"])
+@pytest.mark.parametrize("bad", ["results/default/runs/digits/symmetric_0.40", "elsewhere/seed1",
+                                 "results/default/runs/digits/symmetric_0.40/single-x/kd/seed9"])
 def test_a_bad_argument_removes_nothing(tmp_path, capsys, bad):
     run, ckpt = make(tmp_path, RUN)
     assert main(["forget", str(run), str(tmp_path / bad)]) == 2

@@ -52,7 +52,7 @@ def test_tiny_grid_counts_and_sharing():
     outs = [o for j in p.teacher_jobs + p.student_jobs for o in j.outputs]
     assert len(outs) == len(set(outs))
     single = next(r for r in kd if "/single-" in r.out)
-    assert single.teachers == ("results/teachers/digits/symmetric_0.20/mlp_32/seed"
+    assert single.teachers == ("results/default/teachers/digits/symmetric_0.20/mlp_32/seed"
                                f"{single.seed}",)
     alm = next(r for r in p.student_runs if r.method == "almkd")
     assert f"{alm.out}/alpha.npz" in alm.outputs
@@ -150,8 +150,8 @@ def test_protocol_is_in_every_spec_and_keeps_studies_apart():
     assert all(dict(r.train)["protocol"] == "suite" for r in suite.student_runs)
     authors = [r for r in both.student_runs + both.teacher_runs
                if dict(r.train)["protocol"] == "authors"]
-    assert authors and all(r.out.split("/")[2] == "digits-authors" for r in authors)
-    assert all(t.startswith("results/teachers/digits-authors/") for r in authors
+    assert authors and all(r.out.split("/")[3] == "digits-authors" for r in authors)
+    assert all(t.startswith("results/default/teachers/digits-authors/") for r in authors
                for t in r.teachers)
     # the labels are the same files under both protocols
     assert {r.labels for r in authors} <= set(both.labels_files)
@@ -164,3 +164,30 @@ def test_labels_cli_args_round_trip():
     assert (grid.labels_cli_args("symmetric-incl_0.40")
             == "--noise symmetric --rate 0.4 --include-true")
     assert grid.labels_cli_args("human-worst") == "--noise human --variant worst"
+
+
+def test_a_study_is_a_folder():
+    p = grid.plan({**TINY, "study": "ablation-1"})
+    paths = (p.labels_files + [o for j in p.teacher_jobs + p.student_jobs for o in j.outputs]
+             + [i for j in p.student_jobs for i in j.inputs] + grid.report_outputs(p))
+    assert paths and all(x.startswith("results/ablation-1/") for x in paths)
+    assert grid.plan(TINY).root == "results/default"
+    for bad in ("", "../x", "a/b", 3):
+        with pytest.raises(UserError, match="study"):
+            grid.plan({**TINY, "study": bad})
+
+
+def test_checkpoints_and_run_ids_stay_inside_the_study():
+    from benchmark.runinfo import default_checkpoint_dir, split_run
+    from benchmark.runs import default_run_id
+
+    run = "results/s1/runs/digits/symmetric_0.20/none/ce/seed0"
+    teacher = "results/s1/teachers/digits/symmetric_0.20/mlp_32/seed0"
+    assert str(default_checkpoint_dir(run)) == (
+        "results/s1/checkpoints/runs/digits/symmetric_0.20/none/ce/seed0")
+    assert str(default_checkpoint_dir(teacher)).startswith("results/s1/checkpoints/teachers/")
+    assert default_run_id(run) == "runs/digits/symmetric_0.20/none/ce/seed0"
+    assert split_run("results/s1/runs/digits") is None
+    # the layout before studies keeps its checkpoint folder
+    assert str(default_checkpoint_dir("results/runs/d/n/none/ce/seed0")) == (
+        "results/checkpoints/runs/d/n/none/ce/seed0")

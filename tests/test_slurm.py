@@ -95,7 +95,7 @@ def test_grid_runs_as_slurm_jobs_with_gpus(slurm, tmp_path):
     recorded = {line.split("|")[0]: line for line in sacct.splitlines()}
     for job in job_ids:
         assert job in recorded and "COMPLETED" in recorded[job] and ACCOUNT in recorded[job]
-    assert (tmp_path / "results/tables/single_best.md").is_file()
+    assert (tmp_path / "results/grid/tables/single_best.md").is_file()
     again = snakemake(tmp_path, profile, grid())
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -107,7 +107,7 @@ def test_failed_job_is_reported_and_keep_going_finishes_the_rest(slurm, tmp_path
     rule and SLURM log; ce, which needs no teacher, still finishes."""
     profile = user_profile(tmp_path / "my-cluster")
     cfg = grid(methods=("ce", "kd"))
-    teacher = "results/teachers/digits/symmetric_0.20/mlp_32/seed0"
+    teacher = "results/grid/teachers/digits/symmetric_0.20/mlp_32/seed0"
     first = snakemake(tmp_path, profile, cfg, f"{teacher}/metrics.json")
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     (tmp_path / teacher / "model_last.pt").write_bytes(b"truncated")
@@ -116,8 +116,9 @@ def test_failed_job_is_reported_and_keep_going_finishes_the_rest(slurm, tmp_path
     assert res.returncode != 0
     assert "train_student_digits_symmetric_0_20_single_mlp_32_kd_s0_0" in text
     assert ".snakemake/slurm_logs/" in text
-    assert (tmp_path / "results/runs/digits/symmetric_0.20/none/ce/seed0/metrics.json").is_file()
-    log = next((tmp_path / "results/logs").glob("student.*kd*.log")).read_text()
+    assert (tmp_path / "results/grid/runs/digits/symmetric_0.20/none/ce/seed0"
+            / "metrics.json").is_file()
+    log = next((tmp_path / "results/grid/logs").glob("student.*kd*.log")).read_text()
     assert "teacher model" in log and "unreadable" in log
 
 
@@ -131,8 +132,8 @@ def test_scancelled_job_is_rerun_and_resumes(slurm, tmp_path):
     profile = user_profile(tmp_path / "my-cluster")
     cfg = grid(epochs=300, methods=("ce",), dataset="synthetic")
     cfg["datasets"][0]["train"]["batch_size"] = 64
-    run = tmp_path / "results/runs/synthetic/symmetric_0.20/none/ce/seed0"
-    ckpt = tmp_path / "results/checkpoints/runs/synthetic/symmetric_0.20/none/ce/seed0"
+    run = tmp_path / "results/grid/runs/synthetic/symmetric_0.20/none/ce/seed0"
+    ckpt = tmp_path / "results/grid/checkpoints/runs/synthetic/symmetric_0.20/none/ce/seed0"
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen(
         ["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-d", str(tmp_path), "--profile",
@@ -175,6 +176,6 @@ def test_scancelled_job_is_rerun_and_resumes(slurm, tmp_path):
         snakemake(tmp_path, profile, cfg, "--unlock")
         res = snakemake(tmp_path, profile, cfg)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    log = (tmp_path / "results/logs/student.synthetic.symmetric_0.20.none.ce.s0-0.log")
+    log = (tmp_path / "results/grid/logs/student.synthetic.symmetric_0.20.none.ce.s0-0.log")
     assert "resuming after epoch" in log.read_text()
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 300

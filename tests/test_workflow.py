@@ -42,7 +42,7 @@ def test_default_dry_run_plans_the_grid(tmp_path):
 
 def _metrics(root):
     out = {}
-    for p in sorted(root.glob("results/runs/**/metrics.json")):
+    for p in sorted(root.glob("results/tiny/runs/**/metrics.json")):
         m = json.loads(p.read_text())
         out[str(p.relative_to(root))] = (m["test_acc_last"], m["test_acc_best_val"],
                                          m["train_loss_last"], m["config_hash"])
@@ -65,15 +65,15 @@ def test_tiny_grid_end_to_end_and_rerun_does_nothing(finished):
     for name in ("single_best.md", "single_best.tex", "self_last.csv", "completeness.md",
                  "ranks.md", "label_noise.md", "verdicts.md", "verdicts.csv",
                  "comparisons.csv"):
-        assert (work / "results/tables" / name).stat().st_size > 0, name
+        assert (work / "results/tiny/tables" / name).stat().st_size > 0, name
     for name in ("accuracy_vs_noise.png", "alm_weights.pdf", "alm_weight_vs_teacher.png",
                  "cd_single.png", "cd_self.pdf"):
-        assert (work / "results/figures" / name).stat().st_size > 0, name
-    completeness = (work / "results/tables/completeness.md").read_text()
+        assert (work / "results/tiny/figures" / name).stat().st_size > 0, name
+    completeness = (work / "results/tiny/tables/completeness.md").read_text()
     assert "None: every planned run finished." in completeness
-    plan = json.loads((work / "results/expected_runs.json").read_text())
+    plan = json.loads((work / "results/tiny/expected_runs.json").read_text())
     assert plan["comparisons"] == {"alm": ["almkd"], "baselines": ["kd", "ce"]}
-    verdicts = (work / "results/tables/verdicts.csv").read_text().splitlines()
+    verdicts = (work / "results/tiny/tables/verdicts.csv").read_text().splitlines()
     assert verdicts[0].startswith("setup,metric,alm,baseline,n_cells")
     assert len(verdicts) == 1 + 2 * 2 * 2  # setups x metrics x (almkd vs kd, ce)
     again = snakemake(work, "--configfile", str(cfg))
@@ -134,12 +134,12 @@ def test_kill_9_then_recover_gives_the_uninterrupted_metrics(finished, tmp_path)
          "--configfile", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and not list(tmp_path.glob("results/runs/**/metrics.json")):
+    while time.time() < deadline and not list(tmp_path.glob("results/tiny/runs/**/metrics.json")):
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     # metrics.json records when the run finished: identical bytes mean it was not retrained
-    survivors = {p: p.read_bytes() for p in tmp_path.glob("results/runs/**/metrics.json")}
+    survivors = {p: p.read_bytes() for p in tmp_path.glob("results/tiny/runs/**/metrics.json")}
     assert survivors, "no run finished before the kill"
     assert len(survivors) < len(_metrics(work)), "killed too late to test anything"
     assert subprocess.run(["snakemake", "-s", str(REPO_ROOT / "Snakefile"), "-d", str(tmp_path),
@@ -159,7 +159,7 @@ def test_forget_then_snakemake_retrains_exactly_that_run(finished, tmp_path):
     work, cfg = finished
     copy = tmp_path / "copy"
     shutil.copytree(work, copy, symlinks=True)
-    runs = sorted(copy.glob("results/runs/**/metrics.json"))
+    runs = sorted(copy.glob("results/tiny/runs/**/metrics.json"))
     before = {p: p.read_bytes() for p in runs}
     target = next(p for p in runs if "/almkd/" in str(p)).parent
     res = subprocess.run(["noisykd", "forget", str(target.relative_to(copy))], cwd=copy,
@@ -168,10 +168,33 @@ def test_forget_then_snakemake_retrains_exactly_that_run(finished, tmp_path):
     assert not target.exists()
     res = snakemake(copy, "--configfile", str(cfg))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    after = {p: p.read_bytes() for p in copy.glob("results/runs/**/metrics.json")}
+    after = {p: p.read_bytes() for p in copy.glob("results/tiny/runs/**/metrics.json")}
     assert set(after) == set(before)
     changed = [p for p in after if after[p] != before[p]]
     assert changed == [target / "metrics.json"]
     old, new = json.loads(before[changed[0]]), json.loads(after[changed[0]])
     assert old["finished_at"] <= new["finished_at"] and old["wall_time_s"] != new["wall_time_s"]
     assert old["test_acc_last"] == new["test_acc_last"]
+
+
+def test_two_studies_in_one_checkout_stay_apart(finished):
+    """A second config (study 'variant': three seeds, other methods) runs into the same
+    checkout: its own tables, plan and completeness; the first study's files keep their
+    bytes, and switching back and forth trains nothing."""
+    work, cfg = finished
+    tiny = work / "results/tiny"
+    keep = {p: p.read_bytes() for p in [*(tiny / "tables").iterdir(),
+                                        tiny / "expected_runs.json"]}
+    variant = write_config(work / "variant.yaml",
+                           {**TINY_RUN, "seeds": [0, 1, 2], "methods": ["ce", "kd"],
+                            "setups": ["single"]})
+    res = snakemake(work, "--configfile", str(variant))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    table = (work / "results/variant/tables/single_best.md").read_text()
+    assert "n = 3 seeds in every cell" in table and "almkd" not in table
+    assert "None: every planned run finished." in (
+        work / "results/variant/tables/completeness.md").read_text()
+    assert {p: p.read_bytes() for p in keep} == keep
+    for config in (cfg, variant, cfg):
+        again = snakemake(work, "--configfile", str(config))
+        assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -12,9 +12,9 @@ def _path_args(cfg):
 
 rule prepare_data:
     output:
-        "results/data/{dataset}.json",
+        f"{PLAN.root}/data/{{dataset}}.json",
     log:
-        "results/logs/data/{dataset}.log",
+        f"{PLAN.root}/logs/data/{{dataset}}.log",
     params:
         paths=_path_args(config),
         download="--download" if config.get("download") else "",
@@ -26,11 +26,11 @@ rule prepare_data:
 
 rule labels:
     input:
-        "results/data/{dataset}.json",
+        f"{PLAN.root}/data/{{dataset}}.json",
     output:
-        "results/labels/{dataset}/{noise_id}/seed{seed}.npz",
+        f"{PLAN.root}/labels/{{dataset}}/{{noise_id}}/seed{{seed}}.npz",
     log:
-        "results/logs/labels/{dataset}/{noise_id}/seed{seed}.log",
+        f"{PLAN.root}/logs/labels/{{dataset}}/{{noise_id}}/seed{{seed}}.log",
     params:
         noise=lambda wc: grid.labels_cli_args(wc.noise_id),
         paths=_path_args(config),

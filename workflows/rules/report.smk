@@ -1,5 +1,6 @@
-# Report: tables and figures from results/. `report` is what `all` builds once every run of
-# the grid exists; `tables` rebuilds them from whatever runs exist, training nothing.
+# Report: tables and figures of the study (results/<study>/). `report` is what `all` builds
+# once every run of the grid exists; `tables` rebuilds them from whatever runs exist,
+# training nothing.
 
 from benchmark.completeness import plan_payload
 
@@ -20,10 +21,10 @@ rule expected_runs:
     declares (each ALM method against each configured baseline), fixed before any test
     number exists."""
     output:
-        "results/expected_runs.json",
+        f"{PLAN.root}/expected_runs.json",
     params:
         plan=plan_payload([r.out for r in PLAN.student_runs],
-                          {r.method for r in PLAN.student_runs}),
+                          {r.method for r in PLAN.student_runs}, PLAN.root),
     localrule: True
     run:
         import json
@@ -35,19 +36,19 @@ rule expected_runs:
 
 rule report:
     input:
-        "results/expected_runs.json",
+        f"{PLAN.root}/expected_runs.json",
         PLAN.labels_files,
         [o for job in PLAN.teacher_jobs + PLAN.student_jobs for o in job.outputs],
     output:
         [_in_report(path) for path in grid.report_outputs(PLAN)],
     log:
-        "results/logs/report.log",
+        f"{PLAN.root}/logs/report.log",
     localrule: True
     shell:
-        "noisykd report --results results > {log} 2>&1"
+        f"noisykd report --results {PLAN.root} > {{log}} 2>&1"
 
 
 rule tables:
     localrule: True
     shell:
-        "noisykd report --results results"
+        f"noisykd report --results {PLAN.root}"

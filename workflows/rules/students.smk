@@ -11,7 +11,7 @@ for _job in PLAN.student_jobs:
         output:
             _job.outputs,
         log:
-            f"results/logs/{_job.name}.log",
+            f"{PLAN.root}/logs/{_job.name}.log",
         params:
             runs=_job.command_args(config.get("data_root"), config.get("cifar_n_dir")),
         threads: PLAN.runtime["threads"]
