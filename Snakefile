@@ -47,6 +47,15 @@ try:
 except UserError as exc:
     config_error(exc)
 
+# The console tells the story: a job prints its log's last line (train-runs ends with a
+# one-line summary), and a failed job prints the last lines of its log, where the cause is.
+SHOW_ERROR = (
+    ' || {{ echo "job {rule} failed; from its log {log}:" >&2;'
+    " {{ grep -q '^noisykd [a-z-]*: error:' {log}"
+    " && sed -n '/^noisykd [a-z-]*: error:/,$p' {log} | head -n 4 || tail -n 3 {log}; }}"
+    " | cut -c1-300 >&2; exit 1; }}")
+SHOW_LOG = " && tail -n 1 {log}" + SHOW_ERROR
+
 wildcard_constraints:
     dataset=r"[a-z0-9_]+",
     noise_id=r"[a-z\-]+(_[0-9.]+)?|human-[a-z0-9]+",
@@ -61,7 +70,44 @@ include: "workflows/rules/students.smk"
 include: "workflows/rules/report.smk"
 
 
+# Every run's files are targets themselves, not only inputs of the report: a run whose
+# metrics.json was deleted is then rerun (restored from its finished copy, or trained when
+# `noisykd forget` removed that too), although the tables are newer than everything else.
 rule all:
     default_target: True
     input:
         grid.report_outputs(PLAN),
+        [o for job in PLAN.teacher_jobs + PLAN.student_jobs for o in job.outputs],
+
+
+START = __import__("time").time()
+
+
+def run_summary(ok):
+    """The last line on the console: what the study holds now and where its tables are."""
+    import datetime as dt
+    import json
+
+    runs = PLAN.teacher_runs + PLAN.student_runs
+    done = [f"{r.out}/metrics.json" for r in runs if os.path.exists(f"{r.out}/metrics.json")]
+    started = dt.datetime.fromtimestamp(START, dt.timezone.utc).isoformat(timespec="seconds")
+    new = 0
+    for path in done:  # trained now: finished after this command started (restored: before)
+        with open(path) as fh:
+            new += json.load(fh).get("finished_at", "") >= started
+    text = (f"study {PLAN.study}: {len(done)} of {len(runs)} runs finished ({new} trained now, "
+            f"{len(done) - new} reused)")
+    if ok:
+        text += f"; tables in {PLAN.root}/tables/, figures in {PLAN.root}/figures/"
+    else:
+        text += (f"; {len(runs) - len(done)} missing or failed: the errors above name each "
+                 "failed job and the end of its log; the same command resumes")
+    print(text, file=sys.stderr)
+
+
+onsuccess:
+    run_summary(True)
+
+
+onerror:
+    run_summary(False)

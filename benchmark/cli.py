@@ -219,11 +219,28 @@ def _run_train_runs(args) -> None:
             teacher_labels=s.get("teacher_labels", "noisy"),
             data_root=Path(s["data_root"]) if s.get("data_root") else None,
             threads=args.threads, progress=args.progress))
+    trained, best = 0, None
     for req in requests:
         metrics = run(req)
         if metrics:
+            trained += 1
             print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} "
                   f"(best val epoch {metrics['best_epoch']}), {metrics['train_time_s']:.1f} s")
+        else:
+            metrics = json.loads((req.out / "metrics.json").read_text())
+        if best is None or metrics["test_acc_best_val"] > best["test_acc_best_val"]:
+            best = metrics
+    print(job_summary(len(requests), trained, best))
+
+
+def job_summary(n: int, trained: int, best: dict | None) -> str:
+    """The job's one line on the console (the workflow prints its log's last line)."""
+    if best is None:
+        return "done: no runs"
+    parts = best["run_id"].split("/")
+    return (f"done {'/'.join(parts[:4])}: {n} run(s), {trained} trained, {n - trained} "
+            f"reused; best test acc {100 * best['test_acc_best_val']:.2f}% "
+            f"({'/'.join(parts[4:])})")
 
 
 def _add_prepare_data(sub) -> None:

@@ -161,13 +161,19 @@ def test_forget_then_snakemake_retrains_exactly_that_run(finished, tmp_path):
     shutil.copytree(work, copy, symlinks=True)
     runs = sorted(copy.glob("results/tiny/runs/**/metrics.json"))
     before = {p: p.read_bytes() for p in runs}
-    target = next(p for p in runs if "/almkd/" in str(p)).parent
+    target = next(p for p in runs if "/almkd" in str(p)).parent
     res = subprocess.run(["noisykd", "forget", str(target.relative_to(copy))], cwd=copy,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert not target.exists()
     res = snakemake(copy, "--configfile", str(cfg))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    console = (res.stdout + res.stderr).splitlines()
+    assert max(len(line) for line in console) < 300 and len(console) < 80
+    assert any(line.startswith("done runs/digits/symmetric_0.20/") and "1 trained" in line
+               for line in console)
+    assert ("study tiny: 14 of 14 runs finished (1 trained now, 13 reused); tables in "
+            "results/tiny/tables/") in console[-3]
     after = {p: p.read_bytes() for p in copy.glob("results/tiny/runs/**/metrics.json")}
     assert set(after) == set(before)
     changed = [p for p in after if after[p] != before[p]]
@@ -198,3 +204,19 @@ def test_two_studies_in_one_checkout_stay_apart(finished):
     for config in (cfg, variant, cfg):
         again = snakemake(work, "--configfile", str(config))
         assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_failed_job_shows_its_cause_on_the_console(finished, tmp_path):
+    work, cfg = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(work, copy, symlinks=True)
+    teacher = copy / "results/tiny/teachers/digits/symmetric_0.20/mlp_32/seed0"
+    (teacher / "model_last.pt").write_bytes(b"truncated")
+    run = next(copy.glob("results/tiny/runs/digits/symmetric_0.20/single-*/kd/seed0"))
+    assert subprocess.run(["noisykd", "forget", str(run)], capture_output=True).returncode == 0
+    res = snakemake(copy, "--configfile", str(cfg))
+    err = res.stderr
+    assert res.returncode != 0
+    assert "job train_student_digits_symmetric_0_20_single_mlp_32" in err and "failed" in err
+    assert "noisykd train-runs: error: teacher model" in err and "unreadable" in err
+    assert "runs finished" in err and "missing or failed" in err

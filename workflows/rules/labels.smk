@@ -21,7 +21,7 @@ rule prepare_data:
     localrule: True
     shell:
         "noisykd prepare-data --dataset {wildcards.dataset} {params.paths} {params.download}"
-        " --out {output} > {log} 2>&1"
+        " --out {output} > {log} 2>&1" + SHOW_ERROR
 
 
 rule labels:
@@ -43,4 +43,4 @@ rule labels:
     shell:
         "noisykd labels --dataset {wildcards.dataset} {params.noise} --seed {wildcards.seed}"
         " --val-fraction {params.val_fraction} {params.paths} {params.cifar_n} --out {output}"
-        " > {log} 2>&1"
+        " > {log} 2>&1" + SHOW_ERROR

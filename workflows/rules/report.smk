@@ -45,7 +45,7 @@ rule report:
         f"{PLAN.root}/logs/report.log",
     localrule: True
     shell:
-        f"noisykd report --results {PLAN.root} > {{log}} 2>&1"
+        f"noisykd report --results {PLAN.root} > {{log}} 2>&1" + SHOW_LOG
 
 
 rule tables:

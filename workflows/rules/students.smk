@@ -22,3 +22,4 @@ for _job in PLAN.student_jobs:
         shell:
             "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads}"
             " noisykd train-runs --threads {threads} --runs {params.runs} > {log} 2>&1"
+            + SHOW_LOG
