@@ -122,6 +122,10 @@ def default_checkpoint_dir(out: str | os.PathLike) -> Path:
     split = split_run(out)
     if split:
         return split[0] / "checkpoints" / split[1]
+    parts = Path(out).parts
+    if "results" in parts:  # another shape under a results folder
+        i = len(parts) - 1 - parts[::-1].index("results")
+        return Path(*parts[: i + 1], "checkpoints", *parts[i + 1:])
     return Path(out).parent / f".{Path(out).name}.ckpt"
 
 

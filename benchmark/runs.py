@@ -58,7 +58,13 @@ class RunRequest:
 def default_run_id(out: Path) -> str:
     """The run's path under its study folder (runs/... or teachers/...)."""
     split = split_run(out)
-    return "/".join(split[1].parts) if split else str(out)
+    if split:
+        return "/".join(split[1].parts)
+    parts = Path(out).parts
+    if "results" in parts:  # another shape under a results folder: the path below it
+        i = len(parts) - 1 - parts[::-1].index("results")
+        return "/".join(parts[i + 1:])
+    return str(out)
 
 
 def read_metrics(path: Path) -> dict:
