@@ -116,16 +116,25 @@ def split_run(out: str | os.PathLike) -> tuple[Path, Path] | None:
     return None
 
 
+def split_results(out: str | os.PathLike) -> tuple[Path, Path] | None:
+    """``split_run``, or for a folder of another shape under a ``results`` folder (runs made
+    by hand or by tests), (that results folder, the path below it); None otherwise."""
+    split = split_run(out)
+    if split:
+        return split
+    parts = Path(out).parts
+    if "results" in parts:
+        i = len(parts) - 1 - parts[::-1].index("results")
+        return Path(*parts[: i + 1]), Path(*parts[i + 1:])
+    return None
+
+
 def default_checkpoint_dir(out: str | os.PathLike) -> Path:
     """Where a run's checkpoints live: ``<study>/checkpoints/<run>`` for a run in
     ``<study>/<run>`` (outside its declared outputs, so Snakemake never deletes them)."""
-    split = split_run(out)
+    split = split_results(out)
     if split:
         return split[0] / "checkpoints" / split[1]
-    parts = Path(out).parts
-    if "results" in parts:  # another shape under a results folder
-        i = len(parts) - 1 - parts[::-1].index("results")
-        return Path(*parts[: i + 1], "checkpoints", *parts[i + 1:])
     return Path(out).parent / f".{Path(out).name}.ckpt"
 
 

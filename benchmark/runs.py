@@ -25,7 +25,7 @@ from .runinfo import (
     file_sha256,
     provenance,
     spec_hash,
-    split_run,
+    split_results,
     write_json_atomic,
 )
 from .trainconfig import TrainConfig
@@ -57,14 +57,8 @@ class RunRequest:
 
 def default_run_id(out: Path) -> str:
     """The run's path under its study folder (runs/... or teachers/...)."""
-    split = split_run(out)
-    if split:
-        return "/".join(split[1].parts)
-    parts = Path(out).parts
-    if "results" in parts:  # another shape under a results folder: the path below it
-        i = len(parts) - 1 - parts[::-1].index("results")
-        return "/".join(parts[i + 1:])
-    return str(out)
+    split = split_results(out)
+    return "/".join(split[1].parts) if split else str(out)
 
 
 def read_metrics(path: Path) -> dict:
