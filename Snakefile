@@ -48,12 +48,9 @@ except UserError as exc:
     config_error(exc)
 
 # The console tells the story: a job prints its log's last line (train-runs ends with a
-# one-line summary), and a failed job prints the last lines of its log, where the cause is.
-SHOW_ERROR = (
-    ' || {{ echo "job {rule} failed; from its log {log}:" >&2;'
-    " {{ grep -q '^noisykd [a-z-]*: error:' {log}"
-    " && sed -n '/^noisykd [a-z-]*: error:/,$p' {log} | head -n 4 || tail -n 3 {log}; }}"
-    " | cut -c1-300 >&2; exit 1; }}")
+# one-line summary), and a failed job prints the lines of its log that say why
+# (benchmark/jobconsole.py; training jobs do both in workflows/scripts/train_runs.py).
+SHOW_ERROR = " || noisykd job-failed {rule} {log}"
 SHOW_LOG = " && tail -n 1 {log}" + SHOW_ERROR
 
 wildcard_constraints:
@@ -77,6 +74,7 @@ rule all:
     default_target: True
     input:
         grid.report_outputs(PLAN),
+        f"{PLAN.root}/config.yaml",  # the study's config, for bundles (rule expected_runs)
         [o for job in PLAN.teacher_jobs + PLAN.student_jobs for o in job.outputs],
 
 
@@ -84,7 +82,7 @@ START = __import__("time").time()
 
 
 def run_summary(ok):
-    """The last line on the console: what the study holds now and where its tables are."""
+    """The console's last line: what the study holds now and where its tables are."""
     import datetime as dt
     import json
 
@@ -102,12 +100,21 @@ def run_summary(ok):
     else:
         text += (f"; {len(runs) - len(done)} missing or failed: the errors above name each "
                  "failed job and the end of its log; the same command resumes")
-    print(text, file=sys.stderr)
+    return text
+
+
+def summary_at_exit(ok):
+    """Print the summary when Snakemake's process exits, after its own closing lines (log
+    path, elapsed time, the failure's WorkflowError), so that it is the console's last line.
+    Counted now: by then Snakemake has left the working directory (-d)."""
+    import atexit
+
+    atexit.register(print, run_summary(ok), file=sys.stderr)
 
 
 onsuccess:
-    run_summary(True)
+    summary_at_exit(True)
 
 
 onerror:
-    run_summary(False)
+    summary_at_exit(False)

@@ -1,4 +1,4 @@
-"""Checkpoints, resume and the per-run lock.
+"""Checkpoints and resume (the per-run lock is in runlock.py, re-exported here).
 
 Checkpoints live outside a run's declared outputs (``results/<study>/checkpoints/<run>`` for
 a run in ``results/<study>/<run>``): Snakemake deletes the declared outputs of an incomplete
@@ -7,49 +7,16 @@ job before it reruns it, and the checkpoint must survive that to be resumed from
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sys
 from pathlib import Path
 
 import torch
 
-from .errors import UserError
 from .runinfo import atomic_path, default_checkpoint_dir  # noqa: F401 (re-exported)
+from .runlock import RunLock  # noqa: F401 (re-exported)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 REQUIRED_KEYS = ("spec_hash", "epoch", "model", "optimizer", "scheduler", "method", "history")
-
-
-class RunLock:
-    """An exclusive lock on a run: two copies of one run never train at once.
-
-    ``flock`` locks die with their process, so a killed job leaves no stale lock behind.
-    """
-
-    def __init__(self, directory: Path, run_id: str):
-        self.path = Path(directory) / "lock"
-        self.run_id = run_id
-        self._fh = None
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._fh.close()
-            raise UserError(f"run {self.run_id} is being trained by another process "
-                            f"(lock {self.path} is held); not starting a second copy") from None
-        self._fh.seek(0)
-        self._fh.truncate()
-        self._fh.write(f"{os.getpid()}\n")
-        self._fh.flush()
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self._fh, fcntl.LOCK_UN)
-        self._fh.close()
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -192,7 +192,11 @@ def _run_training(args) -> None:
 def _add_train_runs(sub) -> None:
     p = sub.add_parser("train-runs", help="train a list of runs given as JSON (what workflow "
                                           "jobs call; finished runs are skipped)")
-    p.add_argument("--runs", required=True, help="JSON list of run specs (benchmark/grid.py)")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--runs", help="JSON list of run specs (benchmark/grid.py)")
+    given.add_argument("--runs-file", type=Path,
+                       help="the same JSON in a file, or - for standard input (workflow jobs: "
+                            "a long spec list stays off the command line)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--progress", dest="progress", action="store_true", default=None)
     p.set_defaults(func=_run_train_runs)
@@ -204,10 +208,18 @@ def _run_train_runs(args) -> None:
     from .runs import RunRequest, run
     from .trainconfig import TrainConfig
 
+    if args.runs_file is None:
+        text, source = args.runs, "--runs"
+    elif str(args.runs_file) == "-":
+        text, source = sys.stdin.read(), "--runs-file - (standard input)"
+    else:
+        if not args.runs_file.is_file():
+            raise UserError(f"--runs-file {args.runs_file} does not exist")
+        text, source = args.runs_file.read_text(), f"--runs-file {args.runs_file}"
     try:
-        specs = json.loads(args.runs)
+        specs = json.loads(text)
     except ValueError as exc:
-        raise UserError(f"--runs is not valid JSON: {exc}") from None
+        raise UserError(f"{source} is not valid JSON: {exc}") from None
     requests = []
     for s in specs:  # all checked before the first one trains
         requests.append(RunRequest(
@@ -292,6 +304,116 @@ def _run_report(args) -> None:
                             f"e.g. --results {args.results / studies[0]}")
     written = write_report(args.results, strict=args.strict, figures=not args.no_figures)
     print(f"wrote {len(written)} files under {args.results}/tables and {args.results}/figures")
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="did RESULTS reproduce REFERENCE? (each a study folder "
+                                       "or a bundle): per-cell equivalence, verdicts, ranks")
+    p.add_argument("reference", type=Path, help="results/<study> or a .tar.gz bundle")
+    p.add_argument("results", type=Path, help="results/<study> or a .tar.gz bundle")
+    p.add_argument("--margin", type=float, default=1.0,
+                   help="equivalence margin in percentage points (default 1.0)")
+    p.add_argument("--out", type=Path, help="also write compare.md and tidy CSVs here")
+    p.add_argument("--fail-on", choices=["differs", "inconclusive"],
+                   help="exit 1 when any cell has this verdict (differs: also when a matched "
+                        "run is not comparable; inconclusive: also when any cell differs)")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(args) -> int:
+    from .compare import compare, markdown, write_outputs
+
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} exists and is not a folder")
+    result = compare(args.reference, args.results, args.margin)
+    text = markdown(result, str(args.reference), str(args.results))
+    print(text)
+    if args.out is not None:
+        write_outputs(result, args.out, text)
+    failing = {"differs": result.count("differs") + len(result.not_comparable),
+               "inconclusive": result.count("differs") + len(result.not_comparable)
+               + result.count("inconclusive")}
+    if args.fail_on and failing[args.fail_on]:
+        print(f"noisykd compare: {failing[args.fail_on]} cells fail --fail-on {args.fail_on}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_bundle(sub) -> None:
+    p = sub.add_parser("bundle", help="results bundles: export a study to one file, verify "
+                                      "one, import one into a study folder")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    e = verbs.add_parser("export", help="write a study's runs, labels, config and plan (and "
+                                        "with --with-teachers the teacher models) to a .tar.gz")
+    e.add_argument("--results", type=Path, required=True, help="the study folder")
+    e.add_argument("--out", type=Path, required=True, help="FILE.tar.gz")
+    e.add_argument("--with-teachers", action="store_true",
+                   help="add the teachers' model files (model_last.pt, model_best.pt)")
+    e.add_argument("--teachers-only", action="store_true",
+                   help="teachers (with their models), labels and config only: a teacher zoo")
+    e.add_argument("--config", type=Path, help="the study's config when it has no config.yaml")
+    for key in ("dataset", "noise", "setup", "method"):
+        e.add_argument(f"--{key}", action="append", default=[],
+                       help=f"only these {key}s (repeatable)")
+    v = verbs.add_parser("verify", help="check every checksum and spec hash of a bundle")
+    v.add_argument("bundle", type=Path)
+    i = verbs.add_parser("import", help="verify a bundle, then copy its files into a study "
+                                        "folder (never overwriting other content)")
+    i.add_argument("bundle", type=Path)
+    i.add_argument("--results", type=Path, required=True, help="the study folder to fill")
+    p.set_defaults(func=_run_bundle)
+
+
+def _run_bundle(args) -> int:
+    from . import bundle
+
+    try:
+        if args.verb == "export":
+            filters = bundle.Filters(tuple(args.dataset), tuple(args.noise), tuple(args.setup),
+                                     tuple(args.method))
+            m = bundle.export(args.results, args.out, filters,
+                              with_teachers=args.with_teachers or args.teachers_only,
+                              teachers_only=args.teachers_only, config=args.config)
+            kinds = [r["kind"] for r in m["runs"]]
+            from .runinfo import file_sha256
+
+            print(f"wrote {args.out}: {len(m['files'])} files, {kinds.count('student')} runs, "
+                  f"{kinds.count('teacher')} teachers of study {m['study']}; sha256 "
+                  f"{file_sha256(args.out)}")
+        elif args.verb == "verify":
+            c = bundle.verify(args.bundle)
+            print(f"{args.bundle}: verified ({c['files']} files, {c['runs']} runs, "
+                  f"{c['teachers']} teachers of study {c['study']})")
+        else:
+            c = bundle.import_bundle(args.bundle, args.results)
+            print(f"imported {args.bundle} into {args.results}: {c['written']} files written, "
+                  f"{c['present']} already there ({c['runs']} runs, {c['teachers']} teachers "
+                  f"of study {c['study']}); tables: noisykd report --results {args.results}")
+    except bundle.BundleInvalid as exc:
+        problems = bundle.summary_lines(exc.args[0])
+        print(f"noisykd bundle {args.verb}: {args.bundle} failed verification "
+              f"({len(exc.args[0])} problems)"
+              + ("; nothing was written:" if args.verb == "import" else ":"), file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_job_failed(sub) -> None:
+    p = sub.add_parser("job-failed", help="print a failed workflow job's cause from its log "
+                                          "and exit 1 (what the workflow's rules call)")
+    p.add_argument("rule")
+    p.add_argument("log", type=Path)
+    p.set_defaults(func=_run_job_failed)
+
+
+def _run_job_failed(args) -> int:
+    from .jobconsole import report_failure
+
+    report_failure(args.rule, args.log)
+    return 1
 
 
 def _add_forget(sub) -> None:
@@ -384,6 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_data(sub)
     _add_report(sub)
     _add_forget(sub)
+    _add_compare(sub)
+    _add_bundle(sub)
+    _add_job_failed(sub)
     _add_perf(sub)
     return parser
 
@@ -391,11 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except UserError as exc:
         print(f"noisykd {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

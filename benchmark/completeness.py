@@ -33,6 +33,7 @@ import pandas as pd
 
 from .errors import UserError
 from .grid import ALM_METHODS, BASELINE_METHODS, METHOD_NAMES
+from .scores import base_method
 
 CELL_KEYS = ["dataset", "noise_id", "setup"]
 # the order the tables list declared baselines: the strongest competitor first
@@ -84,7 +85,7 @@ def read_plan(results: Path, runs: pd.DataFrame) -> Plan:
         rel.append(str(Path(*parts[1:])) if parts and parts[0] == "results" else str(entry))
     comp = data.get("comparisons")
     if comp is None:
-        methods = {Path(r).parts[4].split("-")[0] for r in rel if len(Path(r).parts) > 4}
+        methods = {base_method(Path(r).parts[4]) for r in rel if len(Path(r).parts) > 4}
         alm, base = Plan.declared(methods)
     else:
         for key in ("alm", "baselines"):

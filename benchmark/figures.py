@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .runinfo import atomic_path
+from .scores import base_method
 from .tables import _row_key
 
 
@@ -129,7 +130,7 @@ def load_alpha(results: Path) -> pd.DataFrame:
             for r, epoch in enumerate(a["refresh_epoch"]):
                 frames.append(pd.DataFrame({
                     "dataset": parts[1], "noise_id": parts[2], "setup_id": parts[3],
-                    "method": parts[4].split("-")[0], "seed": parts[5], "refresh": r,
+                    "method": base_method(parts[4]), "seed": parts[5], "refresh": r,
                     "epoch": int(epoch), "last": r == len(a["refresh_epoch"]) - 1,
                     "share": share[r], "noisy": noisy, "agree": agree[r], "teacher_prob": prob[r]}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -12,12 +12,12 @@ changed.
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 from pathlib import Path
 
 from .errors import UserError
 from .runinfo import default_checkpoint_dir, split_run
+from .runlock import RunLock
 
 
 def _is_run(path: Path) -> str | None:
@@ -26,19 +26,6 @@ def _is_run(path: Path) -> str | None:
     if split is None:
         return None
     return "student" if split[1].parts[0] == "runs" else "teacher"
-
-
-def _training(ckpt: Path) -> bool:
-    lock = ckpt / "lock"
-    if not lock.exists():
-        return False
-    with open(lock, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
 
 
 def forget(run_dirs: list[Path]) -> list[str]:
@@ -54,7 +41,7 @@ def forget(run_dirs: list[Path]) -> list[str]:
                             "<noise>/<teacher>/seed<N>); nothing removed")
         if not d.exists() and not ckpt.exists():
             raise UserError(f"{d}: no such run and no checkpoint; nothing removed")
-        if _training(ckpt):
+        if RunLock.held(ckpt):
             raise UserError(f"{d}: is training now (its lock in {ckpt} is held); nothing "
                             "removed")
         plan.append((d, ckpt, kind))

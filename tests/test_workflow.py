@@ -27,6 +27,13 @@ def snakemake(workdir, *args, **kw):
          *args], capture_output=True, text=True, **kw)
 
 
+def noisykd(cwd, *args):
+    """``noisykd ARGS`` in ``cwd``; it must succeed."""
+    res = subprocess.run(["noisykd", *map(str, args)], cwd=cwd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return res
+
+
 def write_config(path, cfg):
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -170,10 +177,10 @@ def test_forget_then_snakemake_retrains_exactly_that_run(finished, tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     console = (res.stdout + res.stderr).splitlines()
     assert max(len(line) for line in console) < 300 and len(console) < 80
-    assert any(line.startswith("done runs/digits/symmetric_0.20/") and "1 trained" in line
-               for line in console)
-    assert ("study tiny: 14 of 14 runs finished (1 trained now, 13 reused); tables in "
-            "results/tiny/tables/") in console[-3]
+    assert any(line.startswith("[14/14 runs] done runs/digits/symmetric_0.20/")
+               and "1 trained" in line for line in console)
+    assert console[-1].startswith("study tiny: 14 of 14 runs finished (1 trained now, 13 "
+                                  "reused); tables in results/tiny/tables/")
     after = {p: p.read_bytes() for p in copy.glob("results/tiny/runs/**/metrics.json")}
     assert set(after) == set(before)
     changed = [p for p in after if after[p] != before[p]]
@@ -219,4 +226,56 @@ def test_a_failed_job_shows_its_cause_on_the_console(finished, tmp_path):
     assert res.returncode != 0
     assert "job train_student_digits_symmetric_0_20_single_mlp_32" in err and "failed" in err
     assert "noisykd train-runs: error: teacher model" in err and "unreadable" in err
-    assert "runs finished" in err and "missing or failed" in err
+    lines = err.splitlines()
+    assert "runs finished" in lines[-1] and "missing or failed" in lines[-1]
+    assert max(map(len, lines)) <= 300  # the job's run specs stay off the console
+
+
+def test_bundle_round_trip_plans_no_training_and_rebuilds_identical_tables(finished, tmp_path):
+    """A finished tiny study exported with its teachers, imported into an empty folder:
+    `snakemake -n` with the bundle's config plans no training (only the report), and the
+    tables built from the import are byte-identical to the original's."""
+    work, cfg = finished
+    bundle = tmp_path / "tiny.tar.gz"
+    noisykd(work, "bundle", "export", "--results", "results/tiny", "--out", bundle,
+            "--with-teachers")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    noisykd(fresh, "bundle", "import", bundle, "--results", "results/tiny")
+    config = fresh / "results/tiny/config.yaml"
+    assert yaml.safe_load(config.read_text())["study"] == "tiny"
+    dry = snakemake(fresh, "-n", "--configfile", str(config))
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = {line.split()[0] for line in (dry.stdout + dry.stderr).splitlines()
+               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert planned == {"report", "all", "total"}, planned
+    noisykd(fresh, "report", "--results", "results/tiny")
+    ours = work / "results/tiny/tables"
+    for table in ours.iterdir():
+        assert (fresh / "results/tiny/tables" / table.name).read_bytes() == table.read_bytes()
+    res = noisykd(fresh, "compare", bundle, "results/tiny", "--fail-on", "differs", "--out",
+                  "results/tiny/compare")
+    assert "10 reproduced, 0 differs, 0 inconclusive" in res.stdout
+
+
+def test_teacher_zoo_trains_students_only(finished, tmp_path):
+    """The README's teacher-zoo recipe: a teachers-only bundle imported into another study;
+    its snakemake trains the students and no teacher, and the students record the zoo's
+    teachers."""
+    work, _ = finished
+    zoo = tmp_path / "teachers.tar.gz"
+    noisykd(work, "bundle", "export", "--results", "results/tiny", "--teachers-only", "--out",
+            zoo)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    noisykd(mine, "bundle", "import", zoo, "--results", "results/mystudy")
+    cfg = write_config(mine / "my.yaml", {**TINY_RUN, "study": "mystudy",
+                                          "methods": ["kd"], "setups": ["single"]})
+    res = snakemake(mine, "--configfile", str(cfg))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "train_teacher" not in res.stdout + res.stderr  # no teacher job at all
+    teacher = json.loads((work / "results/tiny/teachers/digits/symmetric_0.20/mlp_32/seed0/"
+                                 "metrics.json").read_text())
+    student = json.loads(next(mine.glob("results/mystudy/runs/digits/symmetric_0.20/single-*/"
+                                        "kd/seed0/metrics.json")).read_text())
+    assert student["spec"]["teachers"][0]["config_hash"] == teacher["config_hash"]

@@ -19,19 +19,25 @@ rule expected_runs:
     """The plan the report holds the runs to: the run folders this config expects (the
     report lists what is missing and leaves out what is not planned) and the comparisons it
     declares (each ALM method against each configured baseline), fixed before any test
-    number exists."""
+    number exists; and the study's config as validated (schema defaults filled), which a
+    results bundle carries (`noisykd bundle export`)."""
     output:
         f"{PLAN.root}/expected_runs.json",
+        f"{PLAN.root}/config.yaml",
     params:
         plan=plan_payload([r.out for r in PLAN.student_runs],
                           {r.method for r in PLAN.student_runs}, PLAN.root),
+        config=config,
     localrule: True
     run:
         import json
 
+        import yaml
+
         from benchmark.runinfo import atomic_write_text
 
         atomic_write_text(output[0], json.dumps(params.plan, indent=1) + "\n")
+        atomic_write_text(output[1], yaml.safe_dump(dict(params.config), sort_keys=False))
 
 
 rule report:

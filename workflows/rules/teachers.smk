@@ -20,7 +20,6 @@ for _job in PLAN.teacher_jobs:
             mem_mb=PLAN.runtime["mem_mb"],
             runtime=PLAN.runtime["runtime_min"],
             gpu=PLAN.runtime["gpu"],
-        shell:
-            "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads}"
-            " noisykd train-runs --threads {threads} --runs {params.runs} > {log} 2>&1"
-            + SHOW_LOG
+        script:
+            # noisykd train-runs --threads {threads} --runs-file - < specs > {log} 2>&1
+            "../scripts/train_runs.py"
