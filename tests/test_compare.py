@@ -159,7 +159,7 @@ def test_calibration_at_the_margin_and_power_inside_it():
     families; a true difference of 0 with 8 seeds and sd 0.5 is `reproduced` in most cells
     and never `differs`."""
     rng = np.random.default_rng(5)
-    reps, k = 150, 12
+    reps, k = 100, 12
     d = rng.normal(1.0, 1.0, (reps, k, 5))  # paired differences at the margin
     ref = np.zeros(5)
     cells = [[_cell(ref, x, True, 1.0) for x in fam] for fam in d]
