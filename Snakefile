@@ -86,19 +86,20 @@ def run_summary(ok):
     import datetime as dt
     import json
 
-    runs = PLAN.teacher_runs + PLAN.student_runs
-    done = [f"{r.out}/metrics.json" for r in runs if os.path.exists(f"{r.out}/metrics.json")]
+    from benchmark.jobconsole import finished_metrics
+
+    done, planned = finished_metrics(PLAN)
     started = dt.datetime.fromtimestamp(START, dt.timezone.utc).isoformat(timespec="seconds")
     new = 0
     for path in done:  # trained now: finished after this command started (restored: before)
         with open(path) as fh:
             new += json.load(fh).get("finished_at", "") >= started
-    text = (f"study {PLAN.study}: {len(done)} of {len(runs)} runs finished ({new} trained now, "
+    text = (f"study {PLAN.study}: {len(done)} of {planned} runs finished ({new} trained now, "
             f"{len(done) - new} reused)")
     if ok:
         text += f"; tables in {PLAN.root}/tables/, figures in {PLAN.root}/figures/"
     else:
-        text += (f"; {len(runs) - len(done)} missing or failed: the errors above name each "
+        text += (f"; {planned - len(done)} missing or failed: the errors above name each "
                  "failed job and the end of its log; the same command resumes")
     return text
 

@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import UserError
-from .runinfo import atomic_path, spec_hash
+from .grid import labels_path
+from .runinfo import atomic_path, file_sha256, spec_hash
+from .scores import base_method
 
 FORMAT = "noisykd-bundle"
 VERSION = 1
@@ -44,7 +46,6 @@ MANIFEST = "manifest.json"
 RUN_FILES = ("metrics.json", "log.csv", "alpha.npz")
 TEACHER_FILES = ("metrics.json", "log.csv")
 TEACHER_MODELS = ("model_last.pt", "model_best.pt")
-STUDY_FILES = ("config.yaml", "expected_runs.json")
 
 
 class BundleInvalid(Exception):
@@ -75,26 +76,17 @@ class Filters:
         if parts[0] != "runs":
             return True
         setup, method = parts[3], parts[4]
-        if self.setups and setup != "none" and not any(_matches(setup, w) for w in self.setups):
+        if self.setups and setup != "none" and not any(
+                w in (setup, base_method(setup)) for w in self.setups):
             return False
-        return not self.methods or any(_matches(method, w) for w in self.methods)
+        return not self.methods or any(w in (method, base_method(method)) for w in self.methods)
 
     def as_dict(self) -> dict:
         return {k: list(v) for k, v in self.__dict__.items() if v}
 
 
-def _matches(value: str, wanted: str) -> bool:
-    return value == wanted or value.split("-")[0] == wanted
-
-
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _file_sha(path: Path) -> str:
-    from .runinfo import file_sha256
-
-    return file_sha256(path)
 
 
 # ---- export ---------------------------------------------------------------------------------
@@ -337,10 +329,11 @@ def _check(manifest: dict, files: dict[str, bytes | None]) -> list[str]:
 
 
 def _labels_file(m: dict) -> str:
-    """The labels file a run's spec names (grid.LABELS_PATTERN, relative to the study)."""
+    """The labels file a run's spec names, relative to the study folder."""
     spec = m.get("spec", {})
     labels = spec.get("labels", {})
-    return f"labels/{spec.get('dataset')}/{labels.get('noise')}/seed{labels.get('seed')}.npz"
+    return str(PurePosixPath(labels_path(spec.get("dataset"), labels.get("noise"),
+                                         labels.get("seed"), root=".")))
 
 
 def verify(path: Path) -> dict:
@@ -384,7 +377,7 @@ def import_bundle(path: Path, results: Path) -> dict:
         if blocked:
             clashes.append(blocked)
         elif (results / rel).exists():
-            if _file_sha(results / rel) == manifest["files"][rel]["sha256"]:
+            if file_sha256(results / rel) == manifest["files"][rel]["sha256"]:
                 same += 1
             else:
                 clashes.append(f"{results / rel} exists with other content")
@@ -412,7 +405,7 @@ def restamp(results: Path) -> int:
     labels file has the sha256 its spec names and, for a run, every teacher it distilled from
     (by spec hash) is present. Returns the number of files re-stamped."""
     results = Path(results)
-    labels_sha = {str(p.relative_to(results)): _file_sha(p)
+    labels_sha = {str(p.relative_to(results)): file_sha256(p)
                   for p in results.glob("labels/*/*/seed*.npz")}
     teacher_hashes = set()
     stages: list[list[Path]] = [sorted(results.glob("data/*.json")),

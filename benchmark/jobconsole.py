@@ -52,13 +52,20 @@ def last_line(log: str | Path) -> str:
     return lines[-1][:WIDTH] if lines else ""
 
 
+def finished_metrics(p) -> tuple[list[str], int]:
+    """The metrics.json files of a plan's finished runs (teachers and students), and how many
+    runs it plans: the progress line of every job and the workflow's final summary."""
+    runs = [r.out for r in p.teacher_runs + p.student_runs]
+    done = [f"{out}/metrics.json" for out in runs if os.path.exists(f"{out}/metrics.json")]
+    return done, len(runs)
+
+
 def study_progress(config: dict) -> tuple[int, int]:
     """(finished, planned) runs, teachers and students, of the study the config plans."""
     from .grid import plan
 
-    p = plan(config)
-    runs = [r.out for r in p.teacher_runs + p.student_runs]
-    return sum(os.path.exists(f"{out}/metrics.json") for out in runs), len(runs)
+    done, total = finished_metrics(plan(config))
+    return len(done), total
 
 
 def train_job(smk) -> int:
