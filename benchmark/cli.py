@@ -35,6 +35,9 @@ def _add_labels(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="labels file to write (.npz)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="clean validation share of the training pool (default 0.1)")
+    p.add_argument("--train-subset", type=int, metavar="N",
+                   help="train on a stratified subset of N examples of the training split "
+                        "(seeded by --seed; the validation and test sets are unchanged)")
     p.add_argument("--data-root", type=Path, help="folder holding the dataset files "
                                                    "(default $NOISYKD_DATA_ROOT or ./data)")
     p.add_argument("--cifar-n-dir", type=Path, help="folder holding CIFAR-10_human.pt / "
@@ -53,7 +56,7 @@ def _run_labels(args) -> None:
                      include_true=args.include_true)
     req = LabelsRequest(args.dataset, spec, args.seed, val_fraction=args.val_fraction,
                         data_root=args.data_root, download=args.download,
-                        cifar_n_dir=args.cifar_n_dir)
+                        cifar_n_dir=args.cifar_n_dir, train_subset=args.train_subset)
     meta = write_labels(req, args.out)
     if not args.quiet:
         print_summary(meta)

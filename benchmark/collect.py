@@ -19,7 +19,7 @@ RUN_COLUMNS = ["dataset", "noise_id", "noise_kind", "rate", "variant", "setup_id
                "method", "method_id", "alpha", "seed", "test_acc_best_val", "test_acc_last",
                "val_acc_best", "val_acc_last", "best_epoch", "epochs", "images_per_s",
                "train_time_s", "teacher_ids", "cell_spec", "shared_spec", "teacher_spec",
-               "git_commit", "git_dirty", "path"]
+               "git_commit", "git_dirty", "path", "train_subset"]
 
 
 def _read(path: Path):
@@ -78,8 +78,20 @@ def collect_runs(results: Path) -> pd.DataFrame:
             "teacher_ids": tuple(teacher_id(t["arch"], t.get("teacher_labels"))
                                  for t in spec.get("teachers", [])),
             **_spec_hashes(spec), "git_commit": git.get("commit"),
-            "git_dirty": git.get("dirty"), "path": str(path.parent)})
+            "git_dirty": git.get("dirty"), "path": str(path.parent),
+            "train_subset": spec.get("labels", {}).get("train_subset")})
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def train_subsets(runs: pd.DataFrame) -> dict[str, list[int]]:
+    """dataset -> the training-subset sizes its runs used (datasets on the whole split: none)."""
+    out: dict[str, list[int]] = {}
+    for dataset, subset in zip(runs["dataset"], runs["train_subset"], strict=True):
+        if subset is not None and subset == subset:  # None / NaN: the whole training split
+            out.setdefault(dataset, [])
+            if int(subset) not in out[dataset]:
+                out[dataset].append(int(subset))
+    return {d: sorted(v) for d, v in sorted(out.items())}
 
 
 def collect_teachers(results: Path) -> pd.DataFrame:

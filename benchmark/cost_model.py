@@ -24,8 +24,7 @@ from __future__ import annotations
 import math
 
 from .errors import UserError
-from .grid import ALM_METHODS, plan
-from .labels import DEFAULT_VAL_FRACTION
+from .grid import ALM_METHODS, plan, val_fraction_of
 
 # training pool (before the validation split) and test set sizes, as the loaders build them
 POOL_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "digits": 1_437,
@@ -91,7 +90,8 @@ def estimate(config: dict, perf: dict, variant: str | None = None) -> dict:
     slots = concurrency.get("recommended_slots")
     speedup = concurrency.get(str(slots), {}).get("speedup") if slots and slots > 1 else None
     teacher_arch = {t.out: t.arch for t in p.teacher_runs}
-    val = config.get("val_fraction", DEFAULT_VAL_FRACTION)
+    subsets = {d["name"]: d.get("train_subset") for d in config["datasets"]
+               if isinstance(d, dict)}
     seconds = {"teachers": 0.0, "students": 0.0}
     concurrent_seconds = 0.0
     missing = set()
@@ -104,7 +104,8 @@ def estimate(config: dict, perf: dict, variant: str | None = None) -> dict:
             missing |= unmeasured
             continue
         epochs = dict(r.train)["epochs"]
-        n_train = POOL_SIZES[r.dataset] * (1 - val)
+        val = val_fraction_of(config, r.dataset)
+        n_train = subsets.get(r.dataset) or POOL_SIZES[r.dataset] * (1 - val)
         n_eval = POOL_SIZES[r.dataset] * val + TEST_SIZES[r.dataset]
         train_per_image = 1 / ips[r.arch] + sum(FORWARD_SHARE / ips[a] for a in archs[1:])
         factor = method_factor(r.method, dict(r.hparams), epochs, students) \

@@ -20,6 +20,7 @@ from methods.hparams import HPARAM_DEFAULTS
 
 from .data import dataset_names, get_entry
 from .errors import UserError
+from .labels import DEFAULT_VAL_FRACTION
 from .noise import NoiseSpec, format_rate
 from .protocol import PROTOCOLS, kd_weights
 from .runinfo import spec_hash
@@ -37,7 +38,8 @@ TOP_KEYS = {"study", "datasets", "noise", "setups", "methods", "seeds", "teacher
             "teacher_checkpoint", "val_fraction", "data_root", "cifar_n_dir", "download",
             "seeds_per_job", "pack_methods", "runtime", "protocol"}
 DATASET_KEYS = {"name", "student", "teacher", "multi_teachers", "train", "teacher_train",
-                "noise", "protocol"}
+                "noise", "protocol", "train_subset", "val_fraction", "setups", "teacher_labels",
+                "methods"}
 RUNTIME_DEFAULTS = {"device": "auto", "threads": 1, "gpu": 0, "mem_mb": 4000,
                     "runtime_min": 120, "compile": False, "compile_mode": "default",
                     "checkpoint_every": 1, "keep_checkpoint": False}
@@ -239,8 +241,35 @@ def _datasets(config: dict) -> list[dict]:
         if entry["name"] not in dataset_names():
             raise UserError(f"config key 'datasets': unknown dataset {entry['name']!r}; "
                             f"known: {', '.join(dataset_names())}")
+        subset = entry.get("train_subset")
+        _need(subset is None or (isinstance(subset, int) and not isinstance(subset, bool)
+                                 and subset >= 1), f"{where}.train_subset",
+              f"a positive number of training examples, got {subset!r}")
+        val = entry.get("val_fraction")
+        _need(val is None or (isinstance(val, (int, float)) and not isinstance(val, bool)
+                              and 0 < val < 1), f"{where}.val_fraction", f"in (0, 1), got {val!r}")
         out.append(entry)
     return out
+
+
+def _dataset_entry(config: dict, dataset: str) -> dict:
+    for entry in config.get("datasets") or []:
+        if isinstance(entry, dict) and entry.get("name") == dataset:
+            return entry
+    return {}
+
+
+def val_fraction_of(config: dict, dataset: str) -> float:
+    """A dataset's clean validation share: its own ``val_fraction``, else the top-level one
+    (the planner refuses entries of one dataset that disagree)."""
+    return float(_dataset_entry(config, dataset).get(
+        "val_fraction", config.get("val_fraction", DEFAULT_VAL_FRACTION)))
+
+
+def train_subset_arg(config: dict, dataset: str) -> str:
+    """The ``noisykd labels`` option of a dataset's training subset ('' for the whole split)."""
+    subset = _dataset_entry(config, dataset).get("train_subset")
+    return f"--train-subset {int(subset)}" if subset is not None else ""
 
 
 def _train_config(values: dict | None, key: str, runtime: dict, protocol: str) -> TrainConfig:
@@ -256,13 +285,13 @@ def _train_config(values: dict | None, key: str, runtime: dict, protocol: str) -
         raise UserError(f"config key '{key}': {exc}") from None
 
 
-def _methods(config: dict) -> list[MethodSpec]:
-    entries = _as_list(config.get("methods"), "methods")
+def _methods(config: dict, key: str = "methods") -> list[MethodSpec]:
+    entries = _as_list(config.get("methods"), key)
     out: list[MethodSpec] = []
     for i, entry in enumerate(entries):
         if isinstance(entry, str):
             entry = {"name": entry}
-        where = f"methods[{i}]"
+        where = f"{key}[{i}]"
         _need(isinstance(entry, dict) and "name" in entry, where, "needs a name")
         unknown = set(entry) - {"name", "hparams", "alphas"}
         _need(not unknown, where, f"unknown key(s) {', '.join(sorted(unknown))}")
@@ -286,12 +315,26 @@ def _methods(config: dict) -> list[MethodSpec]:
     return out
 
 
-def _check_method_hparams(methods: list[MethodSpec]) -> None:
+def _setups(value, key: str) -> list[str]:
+    setups = _as_list(value, key)
+    for s in setups:
+        _need(s in SETUPS, key, f"unknown setup {s!r}; known: {', '.join(SETUPS)}")
+    return setups
+
+
+def _teacher_labels(value, key: str) -> list[str]:
+    t_labels = _as_list(value, key)
+    for tl in t_labels:
+        _need(tl in ("noisy", "clean"), key, f"noisy or clean, got {tl!r}")
+    return t_labels
+
+
+def _check_method_hparams(methods: list[MethodSpec], key: str = "methods") -> None:
     """Unknown hyper-parameters fail at planning time, not in a job hours later."""
     for m in methods:
         known = set(HPARAM_DEFAULTS[m.name])
         unknown = {k for k, _ in m.hparams} - known
-        _need(not unknown, "methods",
+        _need(not unknown, key,
               f"method {m.name!r}: unknown hyper-parameter(s) {', '.join(sorted(unknown))}; "
               f"known: {', '.join(sorted(known)) or 'none'}")
 
@@ -328,14 +371,10 @@ def plan(config: dict) -> Plan:
     datasets = _datasets(config)
     global_noises = noise_specs(config) if "noise" in config or not all(
         "noise" in d for d in datasets) else []
-    setups = _as_list(config.get("setups", list(SETUPS)), "setups")
-    for s in setups:
-        _need(s in SETUPS, "setups", f"unknown setup {s!r}; known: {', '.join(SETUPS)}")
+    setups = _setups(config.get("setups", list(SETUPS)), "setups")
     methods = _methods(config)
     _check_method_hparams(methods)
-    t_labels = _as_list(config.get("teacher_labels", "noisy"), "teacher_labels")
-    for tl in t_labels:
-        _need(tl in ("noisy", "clean"), "teacher_labels", f"noisy or clean, got {tl!r}")
+    t_labels = _teacher_labels(config.get("teacher_labels", "noisy"), "teacher_labels")
     t_ckpt = config.get("teacher_checkpoint", "last")
     _need(t_ckpt in ("last", "best_val"), "teacher_checkpoint", f"last or best_val, got {t_ckpt!r}")
     runtime = {**RUNTIME_DEFAULTS, **(config.get("runtime") or {})}
@@ -355,8 +394,9 @@ def plan(config: dict) -> Plan:
                 raise UserError(f"config key 'noise': human variant {n.variant!r} does not exist "
                                 f"for dataset {d['name']!r} (human noise: cifar10 aggre/worst/"
                                 "random1-3, cifar100 noisy)")
-    uses_teachers = any(m.uses_teachers for m in methods)
     labels, teacher_jobs, student_jobs = [], [], []
+    seen_dirs: set[str] = set()
+    split_of: dict[str, tuple] = {}
     chunks = [seeds[i:i + per_job] for i in range(0, len(seeds), per_job)]
     top_protocol = config.get("protocol", "suite")
     _need(top_protocol in PROTOCOLS, "protocol",
@@ -368,10 +408,27 @@ def plan(config: dict) -> Plan:
         _need(protocol in PROTOCOLS, f"datasets[{name}].protocol",
               f"one of {', '.join(PROTOCOLS)}, got {protocol!r}")
         ddir = dataset_dir(name, protocol)
+        _need(ddir not in seen_dirs, f"datasets[{name}]",
+              f"listed twice under protocol {protocol!r} (its teachers and runs live in one "
+              f"folder, runs/{ddir}); list it once, or once per protocol")
+        seen_dirs.add(ddir)
+        split = (val_fraction_of(config, name), d.get("train_subset"))
+        _need(split_of.setdefault(name, split) == split, f"datasets[{name}]",
+              "its entries differ in val_fraction or train_subset, but share its labels files "
+              "(labels do not depend on the protocol)")
+        where = f"datasets[{name}]"  # a dataset's setups, teacher labels and methods override
+        d_setups = _setups(d["setups"], f"{where}.setups") if "setups" in d else setups
+        d_tl = (_teacher_labels(d["teacher_labels"], f"{where}.teacher_labels")
+                if "teacher_labels" in d else t_labels)
+        d_methods = methods
+        if "methods" in d:
+            d_methods = _methods(d, f"{where}.methods")
+            _check_method_hparams(d_methods, f"{where}.methods")
+        uses_teachers = any(m.uses_teachers for m in d_methods)
         train = _train_config(d.get("train"), f"datasets[{name}].train", runtime, protocol)
         t_train = _train_config(d.get("teacher_train", d.get("train")),
                                 f"datasets[{name}].teacher_train", runtime, protocol)
-        for m in methods:
+        for m in d_methods:
             if m.name in ALM_METHODS:
                 start = dict(m.hparams).get("meta_start", 10)
                 _need(train.epochs > start, f"datasets[{name}].train.epochs",
@@ -379,17 +436,18 @@ def plan(config: dict) -> Plan:
         setup_archs = {"single": [d.get("teacher")], "multi": list(d.get("multi_teachers") or []),
                        "self": [d["student"]]}
         if uses_teachers:
-            for s in setups:
+            for s in d_setups:
                 _need(all(setup_archs[s]) and setup_archs[s], f"datasets[{name}]",
                       f"setup {s!r} needs " + ("'teacher'" if s == "single" else
                                                 "'multi_teachers'" if s == "multi" else
                                                 "'student'"))
-            _check_convex(methods, [len(setup_archs[s]) for s in setups], protocol, name)
+            _check_convex(d_methods, [len(setup_archs[s]) for s in d_setups], protocol, name)
         for n in noises_of[name]:
             for seed in seeds:
                 labels.append((name, n, seed))
-            for tl in t_labels:
-                archs = sorted({a for s in setups for a in setup_archs[s]}) if uses_teachers else []
+            for tl in d_tl:
+                archs = (sorted({a for s in d_setups for a in setup_archs[s]}) if uses_teachers
+                         else [])
                 groups = [archs] if pack and archs else [[a] for a in archs]
                 for group in groups:
                     for chunk in chunks:
@@ -403,10 +461,10 @@ def plan(config: dict) -> Plan:
                             f"teacher.{ddir}.{n.id}.{label}.s{chunk[0]}-{chunk[-1]}",
                             "teacher", runs, sorted({r.labels for r in runs})))
             cells: dict[tuple, list[tuple[MethodSpec, list[str], str]]] = {}
-            for m in methods:
+            for m in d_methods:
                 m_cells = ([("none", [], "noisy")] if not m.uses_teachers else
                            [(setup_id(s, setup_archs[s], tl), setup_archs[s], tl)
-                            for s in setups for tl in t_labels])
+                            for s in d_setups for tl in d_tl])
                 for sid, archs, tl in m_cells:
                     key = (sid,) if pack else (sid, m.id)
                     cells.setdefault(key, []).append((m, archs, tl))

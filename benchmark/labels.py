@@ -34,6 +34,7 @@ class LabelsRequest:
     data_root: Path | None = None
     download: bool = False
     cifar_n_dir: Path | None = None
+    train_subset: int | None = None  # keep this many training examples (stratified, seeded)
 
     def validate(self) -> None:
         """Everything that can be checked without reading data, so bad input fails first."""
@@ -42,6 +43,10 @@ class LabelsRequest:
             raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise UserError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.train_subset is not None and (
+                isinstance(self.train_subset, bool) or not isinstance(self.train_subset, int)
+                or self.train_subset < 1):
+            raise UserError(f"train_subset must be a positive integer, got {self.train_subset!r}")
         if self.noise.kind == "human":
             if not entry.human_variants:
                 with_human = [n for n in dataset_names() if get_entry(n).human_variants]
@@ -66,6 +71,22 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int):
     return np.sort(train), np.sort(val)
 
 
+def stratified_subset(labels: np.ndarray, idx: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """A stratified subset of ``size`` of the pool indices ``idx`` (sorted): a smaller training
+    set with the class proportions of the full one, the same for every method of a seed."""
+    from sklearn.model_selection import train_test_split
+
+    if size >= len(idx):
+        raise UserError(f"train_subset {size} is not smaller than the training split "
+                        f"({len(idx)} examples after the validation split)")
+    try:
+        keep, _ = train_test_split(idx, train_size=size, stratify=labels[idx],
+                                   random_state=seed % 2**32)
+    except ValueError as exc:
+        raise UserError(f"cannot draw a stratified train_subset of {size}: {exc}") from None
+    return np.sort(keep)
+
+
 def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dict[str, np.ndarray]:
     """The arrays of a labels file (see ``write_labels``)."""
     req.validate()
@@ -82,9 +103,13 @@ def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dic
     split_seed = derive_seed(req.seed, "split", req.dataset)
     noise_seed = derive_seed(req.seed, "noise", req.dataset, req.noise.id)
     train_idx, val_idx = stratified_split(pool_y, req.val_fraction, split_seed)
+    extra_meta, extra_seeds = {}, {}
+    if req.train_subset is not None:  # keys only when set: other labels files keep their bytes
+        extra_seeds["subset"] = derive_seed(req.seed, "subset", req.dataset)
+        extra_meta.update(train_subset=req.train_subset, n_train_split=int(len(train_idx)))
+        train_idx = stratified_subset(pool_y, train_idx, req.train_subset, extra_seeds["subset"])
     clean = pool_y[train_idx]
 
-    extra_meta = {}
     human_noisy = features = None
     if human is not None:
         if len(human.clean) != len(pool_y) or not np.array_equal(human.clean, pool_y):
@@ -119,7 +144,7 @@ def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dic
         "rate_expected": float(result.flip_prob.mean()) if len(clean) else 0.0,
         "rate_realised": float(np.mean(result.noisy != clean)) if len(clean) else 0.0,
         "seed": req.seed,
-        "seeds": {"split": split_seed, "noise": noise_seed},
+        "seeds": {"split": split_seed, "noise": noise_seed, **extra_seeds},
         **extra_meta,
     }
     return {
@@ -178,8 +203,16 @@ def summary_line(meta: dict) -> str:
     req_s = "-" if req is None else f"{req:.3f}"
     return (f"{meta['dataset']} {meta['noise']['id']} seed {meta['seed']}: requested {req_s}, "
             f"expected {meta['rate_expected']:.4f}, realised {meta['rate_realised']:.4f} "
-            f"(train {meta['n_train']}, val {meta['n_val']}, test {meta['n_test']})")
+            f"(train {meta['n_train']}{_subset_note(meta)}, val {meta['n_val']}, "
+            f"test {meta['n_test']})")
 
 
-def print_summary(meta: dict, stream=sys.stdout) -> None:
-    print(summary_line(meta), file=stream)
+def _subset_note(meta: dict) -> str:
+    if meta.get("train_subset") is None:
+        return ""
+    return f" of {meta['n_train_split']}, stratified subset"
+
+
+
+def print_summary(meta: dict, stream=None) -> None:
+    print(summary_line(meta), file=stream or sys.stdout)  # sys.stdout as it is now

@@ -18,7 +18,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from . import completeness as completeness_mod
-from .collect import collect_runs, collect_teachers
+from .collect import collect_runs, collect_teachers, train_subsets
 from .errors import UserError
 from .grid import ALM_METHODS, report_kinds
 from .ranks import setup_ranks
@@ -173,13 +173,14 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
     a = analyse(runs, comp.plan.alm, comp.plan.baselines, setups=wanted)
     context = teacher_context(runs, collect_teachers(results))
     mixed = comp.mixed_cells()
+    subsets = train_subsets(runs)
     for metric in METRICS:
         for setup in wanted:
             c = a.comparisons[(setup, metric)]
             table = tables.build_table(
                 setup, metric, a.summary[metric], c, context[context["setup"] == setup],
                 baselines=comp.plan.baselines, mixed=mixed, mde=a.mde[(setup, metric)],
-                verdicts=a.verdicts, n_verdicts=len(a.verdicts))
+                verdicts=a.verdicts, n_verdicts=len(a.verdicts), subsets=subsets)
             put(tdir / f"{setup}_{metric}.md", tables.to_markdown(table))
             put(tdir / f"{setup}_{metric}.tex", tables.to_latex(table))
             put(tdir / f"{setup}_{metric}.csv", tables.to_csv(table))

@@ -69,8 +69,11 @@ def read_metrics(path: Path) -> dict:
 
 
 def _labels_identity(lf: LabelsFile) -> dict:
-    return {"file_sha256": file_sha256(lf.path), "noise": lf.meta["noise"]["id"],
-            "seed": lf.meta["seed"], "dataset_fingerprint": lf.meta["dataset_fingerprint"]}
+    ident = {"file_sha256": file_sha256(lf.path), "noise": lf.meta["noise"]["id"],
+             "seed": lf.meta["seed"], "dataset_fingerprint": lf.meta["dataset_fingerprint"]}
+    if lf.meta.get("train_subset") is not None:  # only then: other runs keep their spec hash
+        ident["train_subset"] = lf.meta["train_subset"]
+    return ident
 
 
 def _teacher_info(tdir: Path, which: str, req: RunRequest, lf: LabelsFile) -> dict:
@@ -89,11 +92,14 @@ def _teacher_info(tdir: Path, which: str, req: RunRequest, lf: LabelsFile) -> di
         raise UserError(f"teacher {tdir} was trained on {spec.get('dataset')}, not on "
                         f"{req.dataset} (or on another copy of it)")
     if spec.get("labels", {}).get("seed") != lf.meta["seed"] or \
-            spec.get("labels", {}).get("noise") != lf.meta["noise"]["id"]:
+            spec.get("labels", {}).get("noise") != lf.meta["noise"]["id"] or \
+            spec.get("labels", {}).get("train_subset") != lf.meta.get("train_subset"):
         raise UserError(f"teacher {tdir} was trained on labels "
                         f"{spec.get('labels', {}).get('noise')} seed "
-                        f"{spec.get('labels', {}).get('seed')}, not on this run's "
-                        f"{lf.meta['noise']['id']} seed {lf.meta['seed']}")
+                        f"{spec.get('labels', {}).get('seed')} (train subset "
+                        f"{spec.get('labels', {}).get('train_subset')}), not on this run's "
+                        f"{lf.meta['noise']['id']} seed {lf.meta['seed']} (train subset "
+                        f"{lf.meta.get('train_subset')})")
     return {"dir": str(tdir), "arch": spec["arch"], "config_hash": m["config_hash"],
             "teacher_labels": spec.get("teacher_labels"), "checkpoint": which,
             "model_path": str(model_path)}

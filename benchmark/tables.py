@@ -14,7 +14,7 @@ verdicts (verdicts.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from tabulate import tabulate
@@ -56,6 +56,7 @@ class Table:
     mde: dict | None  # stats.minimum_detectable
     verdicts: pd.DataFrame  # this setup's and metric's rows of verdicts.csv
     n_verdicts: int  # the Holm family of the verdicts
+    subsets: dict = field(default_factory=dict)  # dataset -> train_subset sizes (collect)
 
     def cells(self) -> tuple[dict, set]:
         """(row, dataset, noise) -> the frame's record, and the mixed (dataset, noise)."""
@@ -89,7 +90,17 @@ class Table:
                 "revisions (completeness.md). fixed_alpha: per seed, the alpha with the best "
                 "clean-validation accuracy (chosen values in the 'chosen alpha' row). Teacher "
                 "rows: test accuracy of the teachers students distil from and their agreement "
-                "with the given (noisy) training labels, mean over seeds and teachers.")
+                "with the given (noisy) training labels, mean over seeds and teachers."
+                + self.subset_note())
+
+    def subset_note(self) -> str:
+        """Datasets trained on a stratified training subset say so (spec labels.train_subset)."""
+        if not self.subsets:
+            return ""
+        parts = [f"{d} on {' / '.join(str(n) for n in ns)} examples" for d, ns in
+                 self.subsets.items()]
+        return (" Training subsets (train_subset, seeded per seed, stratified; validation and "
+                "test sets whole): " + ", ".join(parts) + ".")
 
     def verdict_legend(self) -> str:
         return ("Across the setup's cells: the mean over cells of the per-cell mean paired "
@@ -104,7 +115,7 @@ class Table:
 
 def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.DataFrame,
                 teachers: pd.DataFrame, *, baselines: tuple, mixed: set, mde: dict | None,
-                verdicts: pd.DataFrame, n_verdicts: int) -> Table:
+                verdicts: pd.DataFrame, n_verdicts: int, subsets: dict | None = None) -> Table:
     """``summary``/``comparisons``: this setup's and metric's (percent, points)."""
     s = summary[summary["setup"] == setup].copy()
     marks: dict = {}
@@ -120,7 +131,8 @@ def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.
     rows = sorted(set(s["row"]), key=_row_key)
     v = verdicts[(verdicts["setup"] == setup) & (verdicts["metric"] == metric)]
     return Table(setup, metric, s.drop(columns=["setup"]), columns, rows, teachers,
-                 int(s["n"].max()) if len(s) else 0, tuple(baselines), mde, v, n_verdicts)
+                 int(s["n"].max()) if len(s) else 0, tuple(baselines), mde, v, n_verdicts,
+                 dict(subsets or {}))
 
 
 def _cell_text(r, n_max: int, bold, mark, esc) -> str:

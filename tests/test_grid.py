@@ -85,6 +85,7 @@ def test_ids():
     ("paper", 55, 550, 2365),
     ("fmnist", 9, 27, 117),
     ("authors_synthetic", 3, 3, 12),
+    ("reference", 24, 104, 760),
 ])
 def test_shipped_configs_plan(name, labels, teacher_runs, student_runs):
     p = grid.plan(load(name))
@@ -191,3 +192,58 @@ def test_checkpoints_and_run_ids_stay_inside_the_study():
     # the layout before studies keeps its checkpoint folder
     assert str(default_checkpoint_dir("results/runs/d/n/none/ce/seed0")) == (
         "results/checkpoints/runs/d/n/none/ce/seed0")
+
+
+def test_a_dataset_overrides_setups_teacher_labels_methods_and_split():
+    """One dataset's own setups, teacher labels, methods and validation share replace the
+    top-level ones for it alone; the other dataset keeps the top level."""
+    syn = {"name": "synthetic", "student": "mlp_8", "teacher": "mlp_16", "setups": ["single"],
+           "teacher_labels": "clean", "methods": ["ce", "kd"], "val_fraction": 0.2,
+           "train_subset": 500, "train": {"epochs": 3}}
+    config = {**TINY, "datasets": [TINY["datasets"][0], syn], "teacher_labels": ["noisy"]}
+    p = grid.plan(config)
+    by = {}
+    for r in p.student_runs:
+        by.setdefault(r.dataset, set()).add((r.method, r.out.split("/")[5]))
+    assert by["synthetic"] == {("ce", "none"), ("kd", "single-mlp_16-cleanT")}
+    digits = {m for m, _ in by["digits"]}
+    assert digits == {"ce", "kd", "fixed_alpha", "almkd"}
+    assert {s for _, s in by["digits"]} == {"none", "single-mlp_32", "multi-2t-"
+                                            + grid.spec_hash(["mlp_16", "mlp_32"])[:6], "self"}
+    assert {(r.arch, r.teacher_labels) for r in p.teacher_runs if r.dataset == "synthetic"} == {
+        ("mlp_16", "clean")}
+    assert grid.val_fraction_of(config, "synthetic") == 0.2
+    assert grid.val_fraction_of(config, "digits") == 0.1
+    assert grid.train_subset_arg(config, "synthetic") == "--train-subset 500"
+    assert grid.train_subset_arg(config, "digits") == ""
+
+
+DATASET_BAD = [
+    ({"setups": ["pair"]}, "config key 'datasets[digits].setups': unknown setup 'pair'"),
+    ({"teacher_labels": "dirty"}, "config key 'datasets[digits].teacher_labels': noisy or clean"),
+    ({"methods": ["kd", {"name": "kd", "hparams": {"temp": 2}}]},
+     "config key 'datasets[digits].methods': method 'kd': unknown hyper-parameter(s) temp"),
+    ({"methods": [{"name": "almkd"}]}, "3 epochs do not exceed meta_start 10"),
+    ({"train_subset": 0}, "config key 'datasets[0].train_subset': a positive number"),
+    ({"train_subset": 1.5}, "config key 'datasets[0].train_subset'"),
+    ({"val_fraction": 1.0}, "config key 'datasets[0].val_fraction': in (0, 1)"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), DATASET_BAD, ids=[m for _, m in DATASET_BAD])
+def test_bad_dataset_overrides_name_the_key(change, message):
+    with pytest.raises(UserError) as err:
+        grid.plan({**TINY, "datasets": [{**TINY["datasets"][0], **change}]})
+    assert message in str(err.value)
+
+
+def test_a_dataset_listed_twice_is_refused_unless_per_protocol_with_one_split():
+    digits = TINY["datasets"][0]
+    with pytest.raises(UserError, match=r"datasets\[digits\].*listed twice under protocol "
+                                        r"'suite'.*runs/digits\)"):
+        grid.plan({**TINY, "datasets": [digits, digits]})
+    authors = {**digits, "protocol": "authors", "methods": ["ce", "kd"]}
+    assert grid.plan({**TINY, "datasets": [digits, authors]})
+    with pytest.raises(UserError, match=r"datasets\[digits\].*differ in val_fraction or "
+                                        "train_subset"):
+        grid.plan({**TINY, "datasets": [digits, {**authors, "train_subset": 100}]})

@@ -140,3 +140,52 @@ def test_labels_summary_table(tmp_path, capsys):
                  "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
     assert table.count("symmetric-incl_0.40") == 2 and "| 0.400" in table
+
+
+def test_train_subset_is_a_seeded_stratified_subset_of_the_split(synthetic):
+    """train_subset keeps N examples of the training split, class shares intact (counted by a
+    naive loop), the validation and test sets untouched, noise drawn on the subset only."""
+    full = build_labels(req(5), synthetic)
+    sub = build_labels(req(5, train_subset=900), synthetic)
+    again = build_labels(req(5, train_subset=900), synthetic)
+    other = build_labels(req(6, train_subset=900), synthetic)
+    meta = json.loads(str(sub["meta"]))
+    assert len(sub["train_idx"]) == 900
+    assert set(sub["train_idx"].tolist()) <= set(full["train_idx"].tolist())
+    np.testing.assert_array_equal(sub["val_idx"], full["val_idx"])
+    np.testing.assert_array_equal(sub["train_clean"], synthetic.train_y[sub["train_idx"]])
+    for k in sub:
+        if k != "meta":
+            np.testing.assert_array_equal(sub[k], again[k])
+    assert len(np.intersect1d(sub["train_idx"], other["train_idx"])) < 0.5 * 900
+    for c in range(synthetic.num_classes):
+        in_split = sum(1 for i in full["train_idx"] if synthetic.train_y[i] == c)
+        in_subset = sum(1 for i in sub["train_idx"] if synthetic.train_y[i] == c)
+        assert abs(in_subset - 900 * in_split / len(full["train_idx"])) <= 1
+    assert (meta["train_subset"], meta["n_train_split"], meta["n_train"]) == (900, 8100, 900)
+    assert set(meta["seeds"]) == {"split", "noise", "subset"}
+    assert meta["rate_realised"] == pytest.approx(
+        np.mean(sub["train_noisy"] != sub["train_clean"]))
+    assert 0.3 < meta["rate_realised"] < 0.5
+    # without a subset nothing new is recorded: earlier labels files keep their bytes
+    full_meta = json.loads(str(full["meta"]))
+    assert "train_subset" not in full_meta and set(full_meta["seeds"]) == {"split", "noise"}
+
+
+@pytest.mark.parametrize(("subset", "message"), [
+    (8100, "train_subset 8100 is not smaller than the training split (8100"),
+    (0, "train_subset must be a positive integer, got 0"),
+    (True, "train_subset must be a positive integer, got True"),
+])
+def test_train_subset_bad_sizes(synthetic, subset, message):
+    with pytest.raises(UserError) as err:
+        build_labels(req(0, train_subset=subset), synthetic)
+    assert message in str(err.value)
+
+
+def test_console_script_train_subset(tmp_path, capfd):
+    main(["labels", "--dataset", "digits", "--noise", "pairflip", "--rate", "0.3", "--seed",
+          "1", "--val-fraction", "0.2", "--train-subset", "400", "--out", str(tmp_path / "l.npz")])
+    assert "train 400 of 1149, stratified subset, val 288" in capfd.readouterr().out
+    lf = read_labels(tmp_path / "l.npz")
+    assert len(lf.arrays["train_idx"]) == 400 and lf.meta["train_subset"] == 400

@@ -33,9 +33,12 @@ rule labels:
         f"{PLAN.root}/logs/labels/{{dataset}}/{{noise_id}}/seed{{seed}}.log",
     params:
         noise=lambda wc: grid.labels_cli_args(wc.noise_id),
-        paths=_path_args(config),
+        # the dataset's training subset rides with the path options, so a dataset without one
+        # keeps the params (and Snakemake's params trigger) it always had
+        paths=lambda wc: " ".join(filter(None, [_path_args(config),
+                                                grid.train_subset_arg(config, wc.dataset)])),
         cifar_n=f"--cifar-n-dir {config['cifar_n_dir']!r}" if config.get("cifar_n_dir") else "",
-        val_fraction=config.get("val_fraction", 0.1),
+        val_fraction=lambda wc: grid.val_fraction_of(config, wc.dataset),
     threads: 1
     resources:
         mem_mb=4000,
