@@ -81,8 +81,8 @@ rule all:
 START = __import__("time").time()
 
 
-def run_summary(ok):
-    """The console's last line: what the study holds now and where its tables are."""
+def run_counts():
+    """The plan's finished runs, the planned count, and how many this command trained."""
     import datetime as dt
     import json
 
@@ -94,28 +94,44 @@ def run_summary(ok):
     for path in done:  # trained now: finished after this command started (restored: before)
         with open(path) as fh:
             new += json.load(fh).get("finished_at", "") >= started
-    text = (f"study {PLAN.study}: {len(done)} of {planned} runs finished ({new} trained now, "
-            f"{len(done) - new} reused)")
+    return len(done), planned, new
+
+
+def run_summary(ok, done, planned, new):
+    """The console's last line: what the study holds now and where its tables are."""
+    text = (f"study {PLAN.study}: {done} of {planned} runs finished ({new} trained now, "
+            f"{done - new} reused)")
     if ok:
         text += f"; tables in {PLAN.root}/tables/, figures in {PLAN.root}/figures/"
     else:
-        text += (f"; {planned - len(done)} missing or failed: the errors above name each "
+        text += (f"; {planned - done} missing or failed: the errors above name each "
                  "failed job and the end of its log; the same command resumes")
     return text
 
 
-def summary_at_exit(ok):
-    """Print the summary when Snakemake's process exits, after its own closing lines (log
-    path, elapsed time, the failure's WorkflowError), so that it is the console's last line.
-    Counted now: by then Snakemake has left the working directory (-d)."""
+def finish(ok):
+    """Log the invocation (results/<study>/invocations.json: command, code, versions, wall
+    time; bundles carry it) and print the summary when Snakemake's process exits, after its
+    own closing lines (log path, elapsed time, the failure's WorkflowError), so that it is
+    the console's last line. Counted now: by then Snakemake has left the working directory
+    (-d)."""
     import atexit
+    import time
 
-    atexit.register(print, run_summary(ok), file=sys.stderr)
+    from benchmark import studylog
+
+    done, planned, new = run_counts()
+    try:
+        studylog.append(PLAN.root, studylog.entry(sys.argv, START, time.time(), ok, done,
+                                                  planned, new))
+    except OSError as exc:
+        sys.stderr.write(f"note: {PLAN.root}/{studylog.LOG_NAME} not written: {exc}\n")
+    atexit.register(print, run_summary(ok, done, planned, new), file=sys.stderr)
 
 
 onsuccess:
-    summary_at_exit(True)
+    finish(True)
 
 
 onerror:
-    summary_at_exit(False)
+    finish(False)

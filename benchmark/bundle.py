@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from . import studylog
 from .errors import UserError
 from .grid import labels_path
 from .runinfo import atomic_path, file_sha256, spec_hash
@@ -180,7 +181,10 @@ def export(results: Path, out: Path, filters: Filters = Filters(), with_teachers
                 "noisykd": __version__, "exported_by": {"git": git_revision()},
                 "filters": filters.as_dict(), "with_teachers": with_teachers,
                 "teachers_only": teachers_only, "files": dict(sorted(entries.items())),
-                "runs": runs}
+                "runs": runs,
+                # how the study was run: every snakemake command with its code revision,
+                # versions and wall time (results/<study>/invocations.json, benchmark/studylog)
+                "invocations": [] if teachers_only else studylog.read_log(results)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp, tarfile.open(tmp, "w:gz") as tar:
@@ -304,6 +308,9 @@ def _check(manifest: dict, files: dict[str, bytes | None]) -> list[str]:
     folders = {str(parent) for rel in listed for parent in PurePosixPath(rel).parents}
     problems += [f"{rel}: a file and also a folder of other files" for rel in sorted(listed)
                  if rel in folders]
+    log = manifest.get("invocations", [])
+    if not isinstance(log, list) or not all(isinstance(e, dict) for e in log):
+        problems.append("manifest.json: invocations is not a list of records")
     records = {r["path"]: r for r in manifest["runs"]}
     for rel, data in sorted(files.items()):
         if not rel.endswith("metrics.json") or data is None:
@@ -338,7 +345,8 @@ def _labels_file(m: dict) -> str:
 
 def verify(path: Path) -> dict:
     manifest, files = read_bundle(path)
-    return {"files": len(files), "study": manifest.get("study"), **_counts(files)}
+    return {"files": len(files), "study": manifest.get("study"), **_counts(files),
+            "trained_by": studylog.training_invocations(manifest.get("invocations", []))}
 
 
 def _counts(files) -> dict:

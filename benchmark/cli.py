@@ -388,6 +388,12 @@ def _run_bundle(args) -> int:
             c = bundle.verify(args.bundle)
             print(f"{args.bundle}: verified ({c['files']} files, {c['runs']} runs, "
                   f"{c['teachers']} teachers of study {c['study']})")
+            for e in c["trained_by"]:  # the manifest's invocation log (benchmark/studylog.py)
+                git = e.get("git") or {}
+                print(f"  trained {e.get('trained_now')} runs in {e.get('wall_time_s', 0) / 60:.1f}"
+                      f" min on {e.get('started', '?')}: {e.get('command')} (git "
+                      f"{(git.get('commit') or '?')[:10]}{' dirty' if git.get('dirty') else ''}"
+                      f", {(e.get('host') or {}).get('cpus')} CPUs)")
         else:
             c = bundle.import_bundle(args.bundle, args.results)
             print(f"imported {args.bundle} into {args.results}: {c['written']} files written, "
