@@ -2,14 +2,17 @@
 
 A bundle holds, relative to the study folder (``results/<study>/``): ``config.yaml`` and
 ``expected_runs.json`` (the workflow writes both), ``data/<dataset>.json`` (the prepare-data
-records), the labels files, every student run's declared outputs (``metrics.json``,
-``log.csv``, ``alpha.npz``) and every teacher's ``metrics.json`` and ``log.csv`` (the tables
-show teacher accuracy); ``--with-teachers`` adds the teachers' model files
-(``model_last.pt``, ``model_best.pt``: all of a teacher's declared outputs, so that Snakemake
-plans no teacher training after an import). ``manifest.json`` comes first and lists every
-file with its sha256 and size, and every run with its spec hash, code revision and
-environment. Checkpoints, logs, tables and figures stay out: tables and figures are rebuilt
-from the runs.
+records), the labels files, every student run's ``metrics.json``, ``log.csv`` and, for ALM
+runs, ``alpha.npz`` (``--alpha summary``: ``alpha_summary.json`` instead, the per-run
+summary the tables and figures need, benchmark/alpha_summary.py), every teacher's
+``metrics.json`` and ``log.csv`` (the tables show teacher accuracy); ``--with-teachers``
+adds the teachers' model files (``model_last.pt``, ``model_best.pt``: all of a teacher's
+declared outputs, so that Snakemake plans no teacher training after an import).
+``manifest.json`` comes first and lists every file with its sha256 and size, every run with
+its spec hash, code revision and environment, and the study's invocation log (the commands
+that ran it, with code revision, versions and wall time: benchmark/studylog.py).
+Checkpoints, logs, tables and figures stay out: tables and figures are rebuilt from the
+runs.
 
 ``verify`` checks the member types and names, every checksum and size, that nothing is
 listed twice or unlisted, that every metrics.json's ``config_hash`` is the hash of its spec,
@@ -35,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import studylog
+from . import alpha_summary, studylog
 from .errors import UserError
 from .grid import labels_path
 from .runinfo import atomic_path, file_sha256, spec_hash
@@ -44,7 +47,8 @@ from .scores import base_method
 FORMAT = "noisykd-bundle"
 VERSION = 1
 MANIFEST = "manifest.json"
-RUN_FILES = ("metrics.json", "log.csv", "alpha.npz")
+RUN_FILES = ("metrics.json", "log.csv", "alpha.npz", alpha_summary.SUMMARY_NAME)
+ALPHA_MODES = ("full", "summary")
 TEACHER_FILES = ("metrics.json", "log.csv")
 TEACHER_MODELS = ("model_last.pt", "model_best.pt")
 
@@ -141,8 +145,12 @@ def _filtered_plan(results: Path, filters: Filters) -> bytes:
 
 
 def export(results: Path, out: Path, filters: Filters = Filters(), with_teachers: bool = False,
-           teachers_only: bool = False, config: Path | None = None) -> dict:
-    """Write the bundle of ``results`` to ``out`` (atomically); returns its manifest."""
+           teachers_only: bool = False, config: Path | None = None,
+           alpha: str = "full") -> dict:
+    """Write the bundle of ``results`` to ``out`` (atomically); returns its manifest.
+    ``alpha="summary"`` carries each ALM run's alpha_summary.json (computed from its
+    alpha.npz) instead of the per-instance weights: enough for every table and figure, a
+    fraction of the size."""
     results = Path(results)
     if not results.is_dir():
         raise UserError(f"results folder {results} does not exist")
@@ -157,6 +165,8 @@ def export(results: Path, out: Path, filters: Filters = Filters(), with_teachers
     if not teachers_only and not (results / "expected_runs.json").is_file():
         raise UserError(f"{results / 'expected_runs.json'} does not exist: rerun the same "
                         "snakemake command once (it trains nothing)")
+    if alpha not in ALPHA_MODES:
+        raise UserError(f"--alpha {alpha!r}: one of {', '.join(ALPHA_MODES)}")
     if not str(out).endswith(".tar.gz"):
         raise UserError(f"--out {out}: a bundle is a .tar.gz file")
     files = study_files(results, filters, with_teachers, teachers_only)
@@ -167,6 +177,16 @@ def export(results: Path, out: Path, filters: Filters = Filters(), with_teachers
         payload["expected_runs.json"] = (_filtered_plan(results, filters) if filters.as_dict()
                                          else (results / "expected_runs.json").read_bytes())
     for rel in files:  # read once: the bytes hashed are the bytes archived
+        path = PurePosixPath(rel)
+        if alpha == "summary" and path.name == "alpha.npz":
+            summary = alpha_summary.summarise_file(results / rel)
+            if summary is not None:  # no refresh: nothing to summarise
+                payload[str(path.with_name(alpha_summary.SUMMARY_NAME))] = (
+                    json.dumps(summary, indent=1) + "\n").encode()
+            continue
+        if path.name == alpha_summary.SUMMARY_NAME and (results / path.parent / "alpha.npz"
+                                                        ).is_file():
+            continue  # the npz (or the summary made from it now) speaks for the run
         payload[rel] = (results / rel).read_bytes()
     entries, runs = {}, []
     for rel, data in sorted(payload.items()):
@@ -180,7 +200,8 @@ def export(results: Path, out: Path, filters: Filters = Filters(), with_teachers
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "noisykd": __version__, "exported_by": {"git": git_revision()},
                 "filters": filters.as_dict(), "with_teachers": with_teachers,
-                "teachers_only": teachers_only, "files": dict(sorted(entries.items())),
+                "teachers_only": teachers_only, "alpha": alpha,
+                "files": dict(sorted(entries.items())),
                 "runs": runs,
                 # how the study was run: every snakemake command with its code revision,
                 # versions and wall time (results/<study>/invocations.json, benchmark/studylog)

@@ -353,6 +353,10 @@ def _add_bundle(sub) -> None:
     e.add_argument("--out", type=Path, required=True, help="FILE.tar.gz")
     e.add_argument("--with-teachers", action="store_true",
                    help="add the teachers' model files (model_last.pt, model_best.pt)")
+    e.add_argument("--alpha", choices=("full", "summary"), default="full",
+                   help="ALM runs' weights: full (each alpha.npz, every instance and refresh) "
+                        "or summary (alpha_summary.json: what the tables and figures need, "
+                        "a fraction of the size)")
     e.add_argument("--teachers-only", action="store_true",
                    help="teachers (with their models), labels and config only: a teacher zoo")
     e.add_argument("--config", type=Path, help="the study's config when it has no config.yaml")
@@ -377,7 +381,8 @@ def _run_bundle(args) -> int:
                                      tuple(args.method))
             m = bundle.export(args.results, args.out, filters,
                               with_teachers=args.with_teachers or args.teachers_only,
-                              teachers_only=args.teachers_only, config=args.config)
+                              teachers_only=args.teachers_only, config=args.config,
+                              alpha=args.alpha)
             kinds = [r["kind"] for r in m["runs"]]
             from .runinfo import file_sha256
 

@@ -5,7 +5,11 @@
 - ALM-KD's learned teacher share of the weight for instances with clean versus noisy labels
   and with the teacher's top class agreeing or disagreeing with the given label (the
   authors' analysis), after the last refresh and across refreshes;
+- the same shares on clean-label and noisy-label instances by what the teachers were trained
+  on (noisy or clean labels), per method with 95% intervals over seeds;
 - the weight against the teacher's probability of the given label (binned means);
+  all three from per-run summaries (benchmark/alpha_summary.py), so that bundles without the
+  per-instance weights draw them too;
 - a critical-difference diagram per setup (average ranks over the setup's cells, bars join
   methods the Nemenyi post-hoc does not separate; scikit-posthocs draws it).
 
@@ -21,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from .runinfo import atomic_path
-from .scores import base_method
 from .tables import _row_key
 
 
@@ -107,55 +110,38 @@ def accuracy_vs_noise(summary: pd.DataFrame, stem: Path, metric: str = "best") -
     return save(fig, stem, tight=False)
 
 
-def load_alpha(results: Path) -> pd.DataFrame:
-    """Per ALM run: the teacher share per instance after every refresh, with the labels and
-    the teacher diagnostics, as a long frame (one row per run, refresh and instance)."""
-    frames = []
-    for path in sorted(Path(results).glob("runs/*/*/*/*/seed*/alpha.npz")):
-        parts = path.relative_to(results).parts
-        with np.load(path, allow_pickle=False) as a:
-            if "weights" not in a.files:
-                continue
-            w = a["weights"]  # [R, N, K]
-            share = w[:, :, 1:].sum(-1) / w.sum(-1)
-            noisy = a["clean_labels"] != a["noisy_labels"]
-            # runs without teacher diagnostics (almkd_full before every instance was seen)
-            # keep their weights but take no part in the teacher panels
-            has_diag = "teacher_agrees_noisy" in a.files
-            n_ref, n = w.shape[0], w.shape[1]
-            agree = (a["teacher_agrees_noisy"].any(-1).astype(float) if has_diag
-                     else np.full((n_ref, n), np.nan))
-            prob = (a["teacher_prob_noisy"].mean(-1) if has_diag
-                    else np.full((n_ref, n), np.nan))
-            for r, epoch in enumerate(a["refresh_epoch"]):
-                frames.append(pd.DataFrame({
-                    "dataset": parts[1], "noise_id": parts[2], "setup_id": parts[3],
-                    "method": base_method(parts[4]), "seed": parts[5], "refresh": r,
-                    "epoch": int(epoch), "last": r == len(a["refresh_epoch"]) - 1,
-                    "share": share[r], "noisy": noisy, "agree": agree[r], "teacher_prob": prob[r]}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def _seed_ci(values: np.ndarray) -> float:
+    """Half-width of a 95% t interval over seeds (0 for one seed: no bar)."""
+    from scipy import stats
+
+    n = len(values)
+    return 0.0 if n < 2 else float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
 
 
-def alm_weights(alpha: pd.DataFrame, stem: Path) -> list[Path]:
+def alm_weights(refreshes: pd.DataFrame, stem: Path) -> list[Path]:
+    """Top: per dataset and ALM method, each run's mean teacher share over its clean-label,
+    noisy-label, teacher-agrees and teacher-disagrees instances after the last refresh
+    (boxes over runs: noise settings, setups and seeds). Bottom: the same means across
+    refreshes."""
     plt = _plt()
-    if alpha.empty:
+    if refreshes.empty:
         return save(_empty(plt, "no ALM runs with refreshes"), stem)
-    groups = sorted({(d, m) for d, m in zip(alpha["dataset"], alpha["method"], strict=True)})
+    groups = sorted({(d, m) for d, m in zip(refreshes["dataset"], refreshes["method"],
+                                            strict=True)})
     fig, axes = plt.subplots(2, len(groups), figsize=(4.2 * len(groups), 6.4), squeeze=False)
     for j, (dataset, method) in enumerate(groups):
-        g = alpha[(alpha["dataset"] == dataset) & (alpha["method"] == method)]
+        g = refreshes[(refreshes["dataset"] == dataset) & (refreshes["method"] == method)]
         last = g[g["last"]]
         ax = axes[0, j]
-        groups_ = {"clean label": last.loc[~last["noisy"], "share"],
-                   "noisy label": last.loc[last["noisy"], "share"],
-                   "teacher agrees": last.loc[last["agree"] == 1.0, "share"],
-                   "teacher disagrees": last.loc[last["agree"] == 0.0, "share"]}
+        groups_ = {"clean label": last["share_clean"], "noisy label": last["share_noisy"],
+                   "teacher agrees": last["share_agree"],
+                   "teacher disagrees": last["share_disagree"]}
+        groups_ = {k: v.dropna().to_numpy(dtype=float) for k, v in groups_.items()}
         names = [k for k, v in groups_.items() if len(v)]
-        ax.boxplot([groups_[k].to_numpy() for k in names], showfliers=False, showmeans=True)
+        ax.boxplot([groups_[k] for k in names], showfliers=False, showmeans=True)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
-        ax.set_title(f"{dataset}, {method}: after the last refresh\n(boxes: quartiles over "
-                     "instances, noise settings, setups and seeds; triangles: means)",
-                     fontsize=8)
+        ax.set_title(f"{dataset}, {method}: after the last refresh\n(boxes over runs of each "
+                     "run's mean; triangles: means)", fontsize=8)
         ax.set_ylabel("teacher share of the weight")
         ax = axes[1, j]
         if g["epoch"].nunique() < 2:  # one refresh: no evolution to draw
@@ -163,34 +149,72 @@ def alm_weights(alpha: pd.DataFrame, stem: Path) -> list[Path]:
             ax.text(0.5, 0.5, f"one refresh (epoch {int(g['epoch'].iloc[0])}):\nno evolution "
                     "across refreshes", ha="center", va="center", fontsize=8)
             continue
-        evo = g.groupby(["epoch", "noisy"])["share"].mean().unstack()
-        for flag, label, color in ((False, "clean label", "C0"), (True, "noisy label", "C3")):
-            if flag in evo:
-                ax.plot(evo.index, evo[flag], marker="o", label=label, color=color)
+        evo = g.groupby("epoch")[["share_clean", "share_noisy"]].mean()
+        for col, label, color in (("share_clean", "clean label", "C0"),
+                                  ("share_noisy", "noisy label", "C3")):
+            ax.plot(evo.index, evo[col], marker="o", label=label, color=color)
         ax.set_xlabel("epoch of refresh")
         ax.set_ylabel("mean teacher share")
-        ax.set_title(f"{dataset}, {method}: across refreshes (mean over instances, noise "
-                     "settings, setups and seeds)", fontsize=8)
+        ax.set_title(f"{dataset}, {method}: across refreshes (mean over runs)", fontsize=8)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return save(fig, stem)
 
 
-def alm_weight_vs_teacher(alpha: pd.DataFrame, stem: Path, bins: int = 10) -> list[Path]:
+def alm_weight_by_teacher_labels(refreshes: pd.DataFrame, stem: Path) -> list[Path]:
+    """The mechanism: per dataset (rows) and what the teachers were trained on (columns),
+    each ALM method's teacher share on clean-label and on noisy-label instances after the
+    last refresh; bars are means over seeds (each seed: its runs' mean over noise settings
+    and setups), error bars 95% t intervals over seeds."""
     plt = _plt()
-    last = alpha[alpha["last"]] if not alpha.empty else alpha
-    if not last.empty:
-        last = last[last["teacher_prob"].notna()]  # runs without diagnostics are skipped
+    last = refreshes[refreshes["last"]] if not refreshes.empty else refreshes
     if last.empty:
+        return save(_empty(plt, "no ALM runs with refreshes"), stem)
+    datasets = sorted(set(last["dataset"]))
+    conditions = [c for c in ("noisy", "clean") if c in set(last["teacher_labels"])]
+    methods = sorted(set(last["method"]), key=_row_key)
+    fig, axes = plt.subplots(len(datasets), len(conditions), squeeze=False,
+                             figsize=(1.0 + 1.3 * len(methods) * len(conditions),
+                                     3.2 * len(datasets)))
+    for i, dataset in enumerate(datasets):
+        for j, cond in enumerate(conditions):
+            ax = axes[i, j]
+            g = last[(last["dataset"] == dataset) & (last["teacher_labels"] == cond)]
+            if g.empty:
+                ax.axis("off")
+                continue
+            x = np.arange(len(methods))
+            for k, (col, label, color) in enumerate((("share_clean", "clean label", "C0"),
+                                                     ("share_noisy", "noisy label", "C3"))):
+                per_seed = g.groupby(["method", "seed"])[col].mean()
+                means = [per_seed[m].mean() if m in per_seed else np.nan for m in methods]
+                errs = [_seed_ci(per_seed[m].to_numpy()) if m in per_seed else 0
+                        for m in methods]
+                ax.bar(x + (k - 0.5) * 0.38, means, 0.38, yerr=errs, capsize=3, label=label,
+                       color=color)
+            ax.set_xticks(x, methods, fontsize=8)
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("teacher share of the weight")
+            ax.set_title(f"{dataset}: teachers trained on {cond} labels", fontsize=9)
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def alm_weight_vs_teacher(bins: pd.DataFrame, stem: Path) -> list[Path]:
+    """The teacher share after the last refresh against the teacher's probability of the
+    given label: per dataset and method, the mean over all instances in each probability
+    bin (runs pooled exactly from their bin sums and counts)."""
+    plt = _plt()
+    if bins.empty or not bins["count"].sum():
         return save(_empty(plt, "no ALM runs with teacher diagnostics"), stem)
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    edges = np.linspace(0, 1, bins + 1)
-    centres = (edges[1:] + edges[:-1]) / 2
-    for (dataset, method), g in last.groupby(["dataset", "method"]):
-        idx = np.clip(np.digitize(g["teacher_prob"], edges) - 1, 0, bins - 1)
-        means = pd.Series(g["share"].values).groupby(idx).mean().reindex(range(bins))
-        ax.plot(centres, means.values, marker="o", label=f"{dataset}, {method}")
+    for (dataset, method), g in bins.groupby(["dataset", "method"]):
+        pooled = g.groupby("centre")[["share_sum", "count"]].sum()
+        means = pooled["share_sum"] / pooled["count"].where(pooled["count"] > 0)
+        ax.plot(pooled.index, means.values, marker="o", label=f"{dataset}, {method}")
     ax.set_title("ALM teacher share against the teacher's probability of the given label\n"
                  "(after the last refresh; binned means over instances, noise settings, "
                  "setups and seeds)", fontsize=8)

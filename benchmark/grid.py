@@ -127,8 +127,9 @@ class RunSpec:
         if self.kind == "teacher":
             names = TEACHER_FILES
         else:
-            names = ("metrics.json", "log.csv") + (("alpha.npz",) if self.method in ALM_METHODS
-                                                   else ())
+            # an ALM run's alpha.npz is written but not declared: a bundle may carry its
+            # summary instead (benchmark/alpha_summary.py), and that run is finished too
+            names = ("metrics.json", "log.csv")
         return [f"{self.out}/{n}" for n in names]
 
     def request(self, data_root, cifar_n_dir) -> dict:
@@ -502,9 +503,9 @@ def rule_name(job: Job) -> str:
 
 
 REPORT_TABLES = ("label_noise.md", "completeness.md", "ranks.md", "verdicts.md", "verdicts.csv",
-                 "comparisons.csv")
+                 "comparisons.csv", "alpha.md", "alpha.csv")
 FIGURES = ("accuracy_vs_noise",)
-ALM_FIGURES = ("alm_weights", "alm_weight_vs_teacher")
+ALM_FIGURES = ("alm_weights", "alm_weight_by_teacher_labels", "alm_weight_vs_teacher")
 
 
 def setup_kind(sid: str) -> str:

@@ -1,8 +1,10 @@
-"""Small-input backbones registered with timm, so every model is reachable by name.
+"""Small-input backbones reachable by name, like timm's models and through timm.
 
-``import benchmark.models`` registers ``cifar_resnet{8,...,110}``, ``wrn_{depth}_{width}``,
-``mlp_{hidden}`` and ``small_<timm resnet>``; then ``timm.create_model(name, num_classes=...,
-in_chans=...)`` builds them like any timm model. Every model exposes timm's
+``create_model(name, ...)`` builds ``cifar_resnet{8,...,110}``, ``wrn_{depth}_{width}``,
+``mlp_{hidden}``, ``small_<timm resnet>`` and any timm model; ``register_timm()`` registers
+the suite's models with timm, after which ``timm.create_model(name, num_classes=...,
+in_chans=...)`` builds them like any timm model (timm is imported only then, or for a timm
+model: it costs a short CPU job about 5 s). Every model exposes timm's
 ``forward_features``, ``forward_head(x, pre_logits=True)`` and ``get_classifier()``: the
 ALM-KD refresh needs the pre-logit features and the last linear layer.
 
@@ -14,10 +16,8 @@ from __future__ import annotations
 import math
 import re
 
-import timm
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.models import register_model
 
 from .errors import UserError
 
@@ -165,8 +165,13 @@ class MLP(_TimmHead, nn.Module):
 
 
 # ---- registration ------------------------------------------------------------------------
+# The suite's models are built by name without importing timm (about 5 s per process, which
+# short CPU jobs feel); timm is imported, and every suite model registered with it, only
+# when a timm model is asked for or ``register_timm()`` is called.
 
 _TIMM_ARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+_BUILDERS: dict = {}  # suite name -> build(num_classes=..., in_chans=...)
+_IN_TIMM: set = set()  # suite names registered with timm
 
 
 def _own_kwargs(name: str, kwargs: dict) -> dict:
@@ -176,13 +181,30 @@ def _own_kwargs(name: str, kwargs: dict) -> dict:
 
 
 def _register(name: str, build) -> None:
-    def entry(pretrained=False, **kwargs):
-        return build(**_own_kwargs(name, {"pretrained": pretrained, **kwargs}))
+    _BUILDERS[name] = build
+    if _IN_TIMM:  # timm is in use: keep it complete
+        register_timm()
 
-    entry.__name__ = name
-    entry.__qualname__ = name
-    entry.__module__ = __name__
-    register_model(entry)
+
+def register_timm():
+    """Register every suite model with timm (idempotent), so that ``timm.create_model(name,
+    num_classes=..., in_chans=...)`` builds them like any timm model; returns timm."""
+    import timm
+    from timm.models import register_model
+
+    for name, build in list(_BUILDERS.items()):
+        if name in _IN_TIMM:
+            continue
+
+        def entry(pretrained=False, _name=name, _build=build, **kwargs):
+            return _build(**_own_kwargs(_name, {"pretrained": pretrained, **kwargs}))
+
+        entry.__name__ = name
+        entry.__qualname__ = name
+        entry.__module__ = __name__
+        register_model(entry)
+        _IN_TIMM.add(name)
+    return timm
 
 
 CIFAR_RESNET_DEPTHS = (8, 14, 20, 26, 32, 44, 56, 110)
@@ -201,6 +223,7 @@ def _small(base: str):
     """A timm ResNet-family model with a 3x3 stride-1 stem and no max-pool (for 32x32 inputs)."""
 
     def build(num_classes=1000, in_chans=3, **kwargs):
+        timm = register_timm()
         model = timm.create_model(base, num_classes=num_classes, in_chans=in_chans, **kwargs)
         if not hasattr(model, "conv1") or not hasattr(model, "maxpool"):
             raise UserError(f"small_{base}: only timm ResNet-family models (a conv1 stem and a "
@@ -225,19 +248,20 @@ _SMALL_RE = re.compile(r"^small_(.+)$")
 
 
 def ensure_registered(arch: str) -> None:
-    """Register ``mlp_<any width>`` and ``small_<any timm resnet>`` on first use."""
-    if timm.is_model(arch):
+    """Register ``mlp_<any width>`` and ``small_<any timm resnet>`` on first use (the
+    second imports timm, to ask whether the base model exists)."""
+    if arch in _BUILDERS:
         return
     if m := _MLP_RE.match(arch):
         _register(arch, lambda h=int(m[1]), **kw: MLP(h, **kw))
-    elif (m := _SMALL_RE.match(arch)) and timm.is_model(m[1]):
+    elif (m := _SMALL_RE.match(arch)) and register_timm().is_model(m[1]):
         _register(arch, _small(m[1]))
 
 
 def check_arch(arch: str, input_shape: tuple[int, ...]) -> None:
     """Fail before any work when ``arch`` does not exist or cannot take these inputs."""
     ensure_registered(arch)
-    if not timm.is_model(arch):
+    if arch not in _BUILDERS and not register_timm().is_model(arch):
         raise UserError(f"unknown architecture {arch!r}: not a suite model (cifar_resnet8..110, "
                         "wrn_<depth>_<width>, mlp_<hidden>, small_<timm resnet>) nor a timm model")
     if len(input_shape) == 1 and not _MLP_RE.match(arch):
@@ -245,11 +269,14 @@ def check_arch(arch: str, input_shape: tuple[int, ...]) -> None:
 
 
 def create_model(arch: str, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-    """Build ``arch`` for inputs of ``input_shape`` ((C, H, W) images or (D,) features)."""
+    """Build ``arch`` for inputs of ``input_shape`` ((C, H, W) images or (D,) features): a
+    suite model directly (what timm.create_model calls for it), any other through timm."""
     check_arch(arch, input_shape)
     in_chans = math.prod(input_shape) if _MLP_RE.match(arch) else input_shape[0]
     try:
-        return timm.create_model(arch, num_classes=num_classes, in_chans=in_chans)
+        if arch in _BUILDERS:
+            return _BUILDERS[arch](num_classes=num_classes, in_chans=in_chans)
+        return register_timm().create_model(arch, num_classes=num_classes, in_chans=in_chans)
     except UserError:
         raise
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -258,4 +285,3 @@ def create_model(arch: str, num_classes: int, input_shape: tuple[int, ...]) -> n
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-

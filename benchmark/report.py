@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from . import alpha_summary
 from . import completeness as completeness_mod
 from .collect import collect_runs, collect_teachers, train_subsets
 from .errors import UserError
@@ -124,6 +125,27 @@ def _ranks_markdown(a: Analysis) -> str:
     return "".join(md)
 
 
+def _alpha_markdown(t: pd.DataFrame) -> str:
+    """The learned weights per cell: what ALM made of clean-label and noisy-label instances."""
+    head = ("# ALM weights: teacher share on clean-label and noisy-label instances\n\n"
+            "After the last refresh, per cell and ALM method: the mean over seeds of each run's "
+            "mean teacher share (sum of the KD weights over the sum of all weights) on the "
+            "training instances whose given label is clean, and on those whose label is noisy; "
+            "diff = noisy - clean with its 95% t interval over seeds. A negative diff: the "
+            "method gives the teacher less of the weight where the given label is wrong "
+            "(and the label loss more); a positive diff, more.\n\n")
+    if t.empty:
+        return head + "No ALM run has a refresh.\n"
+    rows = [[r.dataset, r.noise_id, r.teacher_labels, r.setup_id, r.method, r.n,
+             f"{r.share_clean:.3f}", f"{r.share_noisy:.3f}", f"{r.diff:+.3f}",
+             "" if r.ci_low != r.ci_low else f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]"]
+            for r in t.itertuples()]
+    return head + tabulate(rows, headers=["dataset", "noise", "teachers on", "setup", "method",
+                                          "seeds", "clean-label", "noisy-label", "diff",
+                                          "95% CI"], tablefmt="github",
+                           disable_numparse=True) + "\n"
+
+
 def _verdicts_markdown(v: pd.DataFrame) -> str:
     return ("# Aggregate verdicts: each ALM method against each declared baseline, per "
             "setup\n\nPrimary metric: test accuracy at the best clean-validation epoch "
@@ -188,6 +210,9 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
     put(tdir / "verdicts.csv", a.verdicts.to_csv(index=False, float_format="%.6g"))
     put(tdir / "verdicts.md", _verdicts_markdown(a.verdicts))
     put(tdir / "ranks.md", _ranks_markdown(a))
+    alpha = alpha_summary.alpha_table(alpha_summary.load(results)[0])
+    put(tdir / "alpha.csv", alpha.to_csv(index=False, float_format="%.6g"))
+    put(tdir / "alpha.md", _alpha_markdown(alpha))
     if figures:
         written += _figures(results, fdir, a, runs)
     atomic_write_text(tdir / "manifest.json", json.dumps([str(p) for p in written], indent=1))
@@ -203,8 +228,10 @@ def _figures(results: Path, fdir: Path, a: Analysis, runs: pd.DataFrame) -> list
         avg, test, nem = a.ranks[(setup, PRIMARY)]
         out += figures.critical_difference(avg, nem, test, fdir / f"cd_{setup}",
                                            f"{setup}: {METRIC_NAMES[PRIMARY]}")
-    alpha = figures.load_alpha(results)
-    if len(alpha) or (len(runs) and runs["method"].isin(ALM_METHODS).any()):
-        out += figures.alm_weights(alpha, fdir / "alm_weights")
-        out += figures.alm_weight_vs_teacher(alpha, fdir / "alm_weight_vs_teacher")
+    refreshes, bins = alpha_summary.load(results)
+    if len(refreshes) or (len(runs) and runs["method"].isin(ALM_METHODS).any()):
+        out += figures.alm_weights(refreshes, fdir / "alm_weights")
+        out += figures.alm_weight_by_teacher_labels(refreshes,
+                                                    fdir / "alm_weight_by_teacher_labels")
+        out += figures.alm_weight_vs_teacher(bins, fdir / "alm_weight_vs_teacher")
     return out

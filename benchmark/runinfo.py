@@ -20,6 +20,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,11 @@ def provenance(device: str | None = None) -> dict:
     for mod in ("torch", "timm", "numpy"):
         if mod in sys.modules:
             versions[mod] = getattr(sys.modules[mod], "__version__", None)
+        else:  # installed but not imported (suite models do not need timm): its metadata
+            try:
+                versions[mod] = metadata.version(mod)
+            except metadata.PackageNotFoundError:
+                pass
     return {
         "versions": versions,
         "git": dict(git_revision()),

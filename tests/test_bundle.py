@@ -12,6 +12,7 @@ import os
 import subprocess
 import tarfile
 
+import numpy as np
 import pytest
 
 from benchmark.cli import main
@@ -396,3 +397,62 @@ def test_a_later_teacher_import_keeps_imported_students_newer(study, tmp_path):
 
     restamp(dest)
     assert odd.stat().st_mtime == 1_000_000
+
+
+def test_invocation_log_entries_and_the_manifest(tmp_path):
+    """The study's invocation log: command without the program's folder, wall time from the
+    clock values given, appended (never rewritten away); an export carries it."""
+    from benchmark import studylog
+
+    e1 = studylog.entry(["/usr/bin/snakemake", "--cores", "2", "--configfile", "a b.yaml"],
+                        1000.0, 1090.5, True, 8, 10, 8)
+    assert e1["command"] == "snakemake --cores 2 --configfile 'a b.yaml'"
+    assert e1["wall_time_s"] == 90.5 and e1["started"] == "1970-01-01T00:16:40+00:00"
+    assert (e1["runs_finished"], e1["runs_planned"], e1["trained_now"]) == (8, 10, 8)
+    assert set(e1["versions"]) >= {"python", "noisykd", "snakemake", "torch"}
+    e2 = studylog.entry(["snakemake", "tables"], 2000.0, 2001.0, True, 10, 10, 0)
+    studylog.append(tmp_path, e1)
+    studylog.append(tmp_path, e2)
+    log = studylog.read_log(tmp_path)
+    assert log == [e1, e2]
+    assert studylog.training_invocations(log) == [e1]
+    (tmp_path / studylog.LOG_NAME).write_text("{broken")
+    assert studylog.read_log(tmp_path) == []
+
+
+def test_alpha_summary_bundles_replace_the_weights_and_carry_the_invocation_log(study,
+                                                                                 tmp_path):
+    """--alpha summary: an ALM run's alpha.npz becomes the alpha_summary.json computed from
+    it (the same summary the report computes); the manifest carries the invocation log and
+    verify prints the training invocations."""
+    from benchmark import alpha_summary, studylog
+
+    run = study / "runs/d0/symmetric_0.20/single-mlp_8/almkd/seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text((study / "runs/d0/symmetric_0.20/single-mlp_8/kd/seed0/"
+                                       "metrics.json").read_text())
+    (run / "log.csv").write_text("epoch,acc\n1,0.5\n")
+    w = np.array([[[0.3, 0.7], [0.6, 0.4], [0.5, 0.5]]])
+    np.savez(run / "alpha.npz", weights=w, refresh_epoch=np.array([1]),
+             clean_labels=np.array([0, 1, 2]), noisy_labels=np.array([0, 2, 2]))
+    studylog.append(study, studylog.entry(["snakemake", "--cores", "2"], 0.0, 600.0, True,
+                                          9, 9, 9))
+    full, summ = tmp_path / "full.tar.gz", tmp_path / "summ.tar.gz"
+    assert cli("bundle", "export", "--results", str(study), "--out", str(full)).returncode == 0
+    res = cli("bundle", "export", "--results", str(study), "--out", str(summ),
+              "--alpha", "summary")
+    assert res.returncode == 0, res.stderr
+    a, b = _members(full), _members(summ)
+    rel = "runs/d0/symmetric_0.20/single-mlp_8/almkd/seed0"
+    assert f"{rel}/alpha.npz" in a and f"{rel}/alpha_summary.json" not in a
+    assert f"{rel}/alpha.npz" not in b
+    assert json.loads(b[f"{rel}/alpha_summary.json"]) == alpha_summary.summarise_file(
+        run / "alpha.npz")
+    manifest = json.loads(b["manifest.json"])
+    assert manifest["alpha"] == "summary"
+    assert [e["command"] for e in manifest["invocations"]] == ["snakemake --cores 2"]
+    out = cli("bundle", "verify", str(summ)).stdout
+    assert "trained 9 runs in 10.0 min" in out and "snakemake --cores 2" in out
+    dest = tmp_path / "imported"
+    assert cli("bundle", "import", str(summ), "--results", str(dest)).returncode == 0
+    assert alpha_summary.run_summary(dest / rel) == alpha_summary.run_summary(run)

@@ -26,10 +26,43 @@ def test_parameter_counts(arch, classes, shape, count):
 
 
 def test_registered_names_reach_timm_create_model():
+    from benchmark.models import register_timm
+
+    register_timm()
     for name in ("cifar_resnet110", "wrn_16_8", "wrn_16_4", "mlp_50", "small_resnet34"):
         assert timm.is_model(name)
     m = timm.create_model("cifar_resnet14", num_classes=7, in_chans=1)
     assert m(torch.zeros(2, 1, 8, 8)).shape == (2, 7)
+    create_model("mlp_77", 3, (5,))  # registered after register_timm(): timm learns it too
+    assert timm.is_model("mlp_77")
+
+
+@pytest.mark.parametrize(("arch", "shape"), [("cifar_resnet8", (1, 8, 8)), ("wrn_16_1", (3, 8, 8)),
+                                             ("mlp_50", (14,))])
+def test_suite_models_built_without_timm_equal_timms_build(arch, shape):
+    """create_model builds suite models without timm; under one seed it gives timm's
+    weights bit for bit (timm.create_model only calls the same builder)."""
+    from benchmark.models import register_timm
+
+    torch.manual_seed(3)
+    direct = create_model(arch, 5, shape).state_dict()
+    torch.manual_seed(3)
+    in_chans = shape[0]  # channels of an image; the feature count of (14,)
+    via = register_timm().create_model(arch, num_classes=5, in_chans=in_chans).state_dict()
+    assert direct.keys() == via.keys()
+    for k in direct:
+        assert torch.equal(direct[k], via[k]), k
+
+
+def test_a_suite_model_does_not_import_timm():
+    import subprocess
+    import sys
+
+    code = ("import sys; from benchmark.models import create_model; "
+            "create_model('mlp_50', 3, (14,)); create_model('cifar_resnet8', 3, (1, 8, 8)); "
+            "print('timm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("arch", ["cifar_resnet8", "wrn_16_1", "small_resnet18", "mlp_50"])

@@ -459,34 +459,80 @@ def test_csv_table_is_percent_with_setup_and_metric():
     assert frame.loc[frame["row"] == "almkd", "markers"].item() == "+K +F +C"
 
 
-def test_alm_figures_skip_runs_without_teacher_diagnostics(tmp_path):
-    """A run whose alpha.npz has weights but no teacher diagnostics (almkd_full before every
-    instance was seen) keeps its weights panel and is left out of the teacher panels; it is
-    never counted as 'teacher disagrees' nor binned as probability NaN."""
-    from benchmark import figures
+def test_alpha_summary_against_hand_computed_values():
+    """Two refreshes, four instances (two with a flipped label), one teacher: every number
+    of the summary written out by hand."""
+    from benchmark import alpha_summary
+
+    w = np.array([[[0.5, 0.5], [0.2, 0.8], [0.9, 0.1], [0.6, 0.4]],
+                  [[0.4, 0.6], [0.1, 0.9], [1.0, 0.0], [0.7, 0.3]]])  # [R, N, K]
+    w[1] *= 2  # amal-style weights that do not sum to 1: the share is w_kd / (w_ce + w_kd)
+    arrays = {"weights": w, "refresh_epoch": np.array([5, 10]),
+              "clean_labels": np.array([0, 1, 2, 0]), "noisy_labels": np.array([0, 1, 0, 1]),
+              "teacher_agrees_noisy": np.array([[[True], [False], [True], [False]]] * 2),
+              "teacher_prob_noisy": np.array([[[0.95], [0.05], [0.55], [0.31]]] * 2)}
+    s = alpha_summary.summarise(arrays)
+    assert s["refresh_epoch"] == [5, 10] and (s["n_instances"], s["n_noisy"]) == (4, 2)
+    assert s["share_clean"] == pytest.approx([(0.5 + 0.8) / 2, (0.6 + 0.9) / 2])
+    assert s["share_noisy"] == pytest.approx([(0.1 + 0.4) / 2, (0.0 + 0.3) / 2])
+    assert s["share_agree"] == pytest.approx([(0.5 + 0.1) / 2, (0.6 + 0.0) / 2])
+    assert s["share_disagree"] == pytest.approx([(0.8 + 0.4) / 2, (0.9 + 0.3) / 2])
+    assert s["n_agree"] == [2, 2] and s["n_disagree"] == [2, 2]
+    b = s["bins_last"]
+    # probabilities 0.95, 0.05, 0.55, 0.31 fall in bins 9, 0, 5, 3
+    assert b["count"] == [1, 0, 0, 1, 0, 1, 0, 0, 0, 1]
+    assert b["share_sum"] == pytest.approx([0.9, 0, 0, 0.3, 0, 0.0, 0, 0, 0, 0.6])
+    assert s["quantiles_last"]["clean"][2] == pytest.approx(0.75)  # median of 0.6, 0.9
+    assert alpha_summary.summarise({k: v for k, v in arrays.items() if k != "weights"}) is None
+
+
+def test_alpha_table_and_figures_from_npz_or_summary(tmp_path):
+    """A run read from its alpha.npz and the same run read from the alpha_summary.json a
+    bundle carries give one table; the difference's interval is a t interval over seeds;
+    runs without teacher diagnostics keep their weights panel and stay out of the bins."""
+    import json
+
+    from benchmark import alpha_summary, figures
 
     n = 40
     rng = np.random.default_rng(0)
     clean = rng.integers(0, 3, n)
     noisy = clean.copy()
     noisy[:10] = (noisy[:10] + 1) % 3
-    w = np.stack([np.full(n, 0.3), np.full(n, 0.7)], -1)[None]
-    base = {"refresh_epoch": np.array([2]), "weights": w, "clean_labels": clean,
-            "noisy_labels": noisy}
-    with_diag = {**base, "teacher_agrees_noisy": (np.arange(n) % 2 == 0)[None, :, None],
-                 "teacher_prob_noisy": np.linspace(0, 1, n)[None, :, None]}
-    for method, arrays in (("almkd", with_diag), ("almkd_full", base)):
-        d = tmp_path / "runs" / "digits" / "symmetric_0.20" / "single-x" / method / "seed0"
-        d.mkdir(parents=True)
-        np.savez(d / "alpha.npz", **arrays)
-    alpha = figures.load_alpha(tmp_path)
-    full = alpha[alpha["method"] == "almkd_full"]
-    assert len(full) == n and full["agree"].isna().all() and full["teacher_prob"].isna().all()
-    alm = alpha[alpha["method"] == "almkd"]
-    assert alm["agree"].tolist() == [1.0, 0.0] * (n // 2)
-    figures.alm_weights(alpha, tmp_path / "w")
-    figures.alm_weight_vs_teacher(alpha, tmp_path / "t")
-    assert (tmp_path / "w.png").exists() and (tmp_path / "t.png").exists()
-    only_full = alpha[alpha["method"] == "almkd_full"]
-    figures.alm_weight_vs_teacher(only_full, tmp_path / "empty")  # skipped: no diagnostics
-    assert (tmp_path / "empty.png").exists()
+    diffs = {}
+    for seed, kd_noisy in enumerate((0.2, 0.3, 0.5)):
+        share = np.where(clean != noisy, kd_noisy, 0.7)
+        w = np.stack([1 - share, share], -1)[None]
+        base = {"refresh_epoch": np.array([2]), "weights": w, "clean_labels": clean,
+                "noisy_labels": noisy}
+        with_diag = {**base, "teacher_agrees_noisy": (np.arange(n) % 2 == 0)[None, :, None],
+                     "teacher_prob_noisy": np.linspace(0, 1, n)[None, :, None]}
+        for method, arrays in (("almkd", with_diag), ("almkd_full", base)):
+            d = tmp_path / "runs" / "digits" / "symmetric_0.20" / "single-x-cleanT" / method
+            d = d / f"seed{seed}"
+            d.mkdir(parents=True)
+            if seed == 2 and method == "almkd":  # as an imported summary-only bundle has it
+                (d / alpha_summary.SUMMARY_NAME).write_text(
+                    json.dumps(alpha_summary.summarise(with_diag)))
+            else:
+                np.savez(d / "alpha.npz", **arrays)
+        diffs[seed] = kd_noisy - 0.7
+    refreshes, bins = alpha_summary.load(tmp_path)
+    assert len(refreshes) == 6 and set(refreshes["teacher_labels"]) == {"clean"}
+    table = alpha_summary.alpha_table(refreshes)
+    row = table[table["method"] == "almkd"].iloc[0]
+    d = np.array(list(diffs.values()))
+    half = ss.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert (row["n"], row["share_clean"], row["diff"]) == (3, pytest.approx(0.7),
+                                                            pytest.approx(d.mean()))
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(d.mean() - half),
+                                               pytest.approx(d.mean() + half))
+    full = refreshes[refreshes["method"] == "almkd_full"]
+    assert full["share_agree"].isna().all()
+    assert set(bins["method"]) == {"almkd"} and bins["count"].sum() == 3 * n
+    figures.alm_weights(refreshes, tmp_path / "w")
+    figures.alm_weight_by_teacher_labels(refreshes, tmp_path / "b")
+    figures.alm_weight_vs_teacher(bins, tmp_path / "t")
+    figures.alm_weight_vs_teacher(bins.iloc[0:0], tmp_path / "empty")  # no diagnostics
+    for stem in ("w", "b", "t", "empty"):
+        assert (tmp_path / f"{stem}.png").exists()

@@ -1,0 +1,58 @@
+"""The reference study (workflows/config/reference.yaml) and its CI slice.
+
+The slice is only a check of the reference if every one of its runs is a run of the
+reference with the same spec: same data split, noise, seed, architectures, training,
+method, hyper-parameters and teachers. These tests hold the two configs to that.
+"""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from benchmark import grid
+from tests.conftest import REPO_ROOT
+
+CONFIGS = REPO_ROOT / "workflows" / "config"
+
+
+def _plan(name):
+    return grid.plan(yaml.safe_load((CONFIGS / f"{name}.yaml").read_text()))
+
+
+def _identity(run: grid.RunSpec, root: str) -> tuple:
+    """Everything of a run that its spec is made from, with paths relative to the study."""
+    rel = str(Path(run.out).relative_to(root))
+    teachers = tuple(str(Path(t).relative_to(root)) for t in run.teachers)
+    return json.dumps([run.kind, rel, run.dataset, run.noise.to_dict(), run.seed, run.arch,
+                       dict(run.train), run.method, dict(run.hparams), teachers,
+                       run.teacher_labels, run.teacher_checkpoint], sort_keys=True)
+
+
+def test_every_slice_run_is_a_reference_run_with_its_spec():
+    ref, sl = _plan("reference"), _plan("reference_slice")
+    ref_ids = {_identity(r, ref.root) for r in ref.teacher_runs + ref.student_runs}
+    slice_ids = [_identity(r, sl.root) for r in sl.teacher_runs + sl.student_runs]
+    missing = [json.loads(i)[1] for i in slice_ids if i not in ref_ids]
+    assert not missing, missing[:5]
+    ref_cfg, sl_cfg = (yaml.safe_load((CONFIGS / f"{n}.yaml").read_text())
+                       for n in ("reference", "reference_slice"))
+    for d in {r.dataset for r in sl.student_runs}:  # labels files: split and subset too
+        assert grid.val_fraction_of(sl_cfg, d) == grid.val_fraction_of(ref_cfg, d)
+        assert grid.train_subset_arg(sl_cfg, d) == grid.train_subset_arg(ref_cfg, d)
+
+
+def test_the_slice_covers_what_issue_16_asks():
+    """The authors' synthetic setting with all its methods, one Fashion-MNIST cell with all
+    of its methods, three seeds."""
+    ref, sl = _plan("reference"), _plan("reference_slice")
+    for dataset in ("synthetic", "fashion_mnist"):
+        ref_methods = {r.method for r in ref.student_runs if r.dataset == dataset}
+        assert {r.method for r in sl.student_runs if r.dataset == dataset} == ref_methods
+    fm_cells = {(r.noise.id, Path(r.out).parts[-3]) for r in sl.student_runs
+                if r.dataset == "fashion_mnist" and r.method != "ce"}
+    assert len(fm_cells) == 1
+    assert {r.seed for r in sl.student_runs} == {0, 1, 2}
+    syn = [r for r in ref.student_runs if r.dataset == "synthetic"]
+    assert {"-authors" in r.out for r in syn} == {True}
+    assert {r.teacher_labels for r in syn if r.method != "ce"} == {"clean"}
