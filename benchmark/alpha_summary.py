@@ -141,7 +141,10 @@ def alpha_table(refreshes: pd.DataFrame) -> pd.DataFrame:
     (noisy - clean) with a 95% t interval over seeds (each seed one observation)."""
     from scipy import stats
 
-    last = refreshes[refreshes["last"]].dropna(subset=["share_clean", "share_noisy"])
+    if refreshes.empty:  # (a boolean mask of an empty object column would select columns)
+        return pd.DataFrame(columns=ALPHA_TABLE_COLUMNS)
+    last = refreshes[refreshes["last"].astype(bool)].dropna(subset=["share_clean",
+                                                                    "share_noisy"])
     out = []
     keys = ["dataset", "noise_id", "teacher_labels", "setup_id", "method"]
     for key, g in last.groupby(keys, sort=True):

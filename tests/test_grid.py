@@ -82,7 +82,7 @@ def test_ids():
 
 
 @pytest.mark.parametrize(("name", "labels", "teacher_runs", "student_runs"), [
-    ("default", 20, 55, 260),
+    ("default", 12, 33, 156),
     ("paper", 55, 550, 2365),
     ("fmnist", 9, 27, 117),
     ("authors_synthetic", 3, 3, 12),

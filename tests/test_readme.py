@@ -97,6 +97,19 @@ HOW: dict[str, tuple] = {
     "noisykd bundle import teachers.tar.gz --results results/mystudy": (
         TEST, ZOO, '"results/mystudy"'),
     "snakemake --cores all --configfile my.yaml": (TEST, ZOO, '"my.yaml"'),
+    "noisykd bundle import reference/reference.tar.gz --results results/reference && "
+    "noisykd report --results results/reference": (
+        TEST, "tests/test_reference.py::"
+              "test_importing_the_bundle_rebuilds_the_readme_tables_byte_for_byte",
+        "bundle.import_bundle(BUNDLE, results)"),
+    "snakemake --cores all --configfile workflows/config/reference.yaml": (
+        NOT_HERE, "the reference study itself: 58 min on 2 cores, run on purpose to regenerate "
+                  "the committed bundle; CI reruns its slice (reference_slice.yaml) and "
+                  "tests/test_reference.py checks the slice's runs are the study's"),
+    "noisykd bundle export --results results/reference --alpha summary --out "
+    "reference/reference.tar.gz": (
+        TEST, "tests/test_bundle.py::test_alpha_summary_bundles_replace_the_weights_and_carry_"
+              "the_invocation_log", '"--alpha", "summary"'),
     "noisykd forget results/default/runs/digits/symmetric_0.40/none/ce/seed3 [more run folders]": (
         TEST, "tests/test_workflow.py::test_forget_then_snakemake_retrains_exactly_that_run",
         '["noisykd", "forget"'),

@@ -19,6 +19,7 @@ rule prepare_data:
         paths=_path_args(config),
         download="--download" if config.get("download") else "",
     localrule: True
+    priority: 1  # upstream of everything (teachers too): first
     shell:
         "noisykd prepare-data --dataset {wildcards.dataset} {params.paths} {params.download}"
         " --out {output} > {log} 2>&1" + SHOW_ERROR
@@ -40,6 +41,7 @@ rule labels:
         cifar_n=f"--cifar-n-dir {config['cifar_n_dir']!r}" if config.get("cifar_n_dir") else "",
         val_fraction=lambda wc: grid.val_fraction_of(config, wc.dataset),
     threads: 1
+    priority: 1  # upstream of teachers and students: first
     resources:
         mem_mb=4000,
         runtime=10,

@@ -16,6 +16,9 @@ for _job in PLAN.teacher_jobs:
         params:
             runs=_job.command_args(config.get("data_root"), config.get("cifar_n_dir")),
         threads: PLAN.runtime["threads"]
+        # upstream of students: started first, so that the last students do not wait for a
+        # teacher that could have trained while others ran
+        priority: 1
         resources:
             mem_mb=PLAN.runtime["mem_mb"],
             runtime=PLAN.runtime["runtime_min"],
