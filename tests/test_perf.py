@@ -137,7 +137,7 @@ def test_gpu_script_runs_every_phase_on_cpu(tmp_path):
     scratch.mkdir()
     env = {**os.environ, "OUT": str(out), "PERF_CONFIG": str(config), "PYTHON": sys.executable,
            "TMPDIR": str(scratch),
-           "PERF_ARGS": "--device cpu --n 512 --epochs 1 --no-compile --archs cifar_resnet8 "
+           "PERF_ARGS": "--device cpu --n 1024 --epochs 1 --no-compile --archs cifar_resnet8 "
                         "--teacher cifar_resnet8 --concurrency=1,2 --cost-model-archs"}
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_perf.sh")], env=env,
                           capture_output=True, text=True, timeout=600)
