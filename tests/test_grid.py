@@ -82,7 +82,7 @@ def test_ids():
 
 
 @pytest.mark.parametrize(("name", "labels", "teacher_runs", "student_runs"), [
-    ("default", 12, 33, 156),
+    ("default", 8, 22, 104),
     ("paper", 55, 550, 2365),
     ("fmnist", 9, 27, 117),
     ("authors_synthetic", 3, 3, 12),

@@ -18,11 +18,11 @@ def test_mechanism_depends_on_what_the_teacher_saw(tmp_path, teacher_labels):
     The teacher's share of an instance's weight, sum_m w_m / sum_k w_k, after the last
     refresh: with a clean-label teacher, noisy-label instances get *less* of it than
     clean-label ones; with a noisy-label teacher, *more*; the CE weight moves the other way.
-    Both hold in every seed for every ALM method (scripts/mechanism.py measures the same at
+    Both hold for every ALM method (scripts/mechanism.py measures the same at
     100 epochs: README, mechanism section)."""
     cfg = TrainConfig(epochs=30, batch_size=128, lr=0.01, schedule="cosine", protocol="authors")
     report = []
-    for seed in (0, 1):
+    for seed in (0,):  # one seed (CI time); the reference study has the same sign in 8
         labels = tmp_path / f"labels{seed}.npz"
         write_labels(LabelsRequest("synthetic", NoiseSpec("symmetric", 0.4, include_true=True),
                                    seed), labels)
