@@ -210,16 +210,18 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
     put(tdir / "verdicts.csv", a.verdicts.to_csv(index=False, float_format="%.6g"))
     put(tdir / "verdicts.md", _verdicts_markdown(a.verdicts))
     put(tdir / "ranks.md", _ranks_markdown(a))
-    alpha = alpha_summary.alpha_table(alpha_summary.load(results)[0])
+    refreshes, bins = alpha_summary.load(results)  # read once: table and figures
+    alpha = alpha_summary.alpha_table(refreshes)
     put(tdir / "alpha.csv", alpha.to_csv(index=False, float_format="%.6g"))
     put(tdir / "alpha.md", _alpha_markdown(alpha))
     if figures:
-        written += _figures(results, fdir, a, runs)
+        written += _figures(fdir, a, runs, refreshes, bins)
     atomic_write_text(tdir / "manifest.json", json.dumps([str(p) for p in written], indent=1))
     return written
 
 
-def _figures(results: Path, fdir: Path, a: Analysis, runs: pd.DataFrame) -> list[Path]:
+def _figures(fdir: Path, a: Analysis, runs: pd.DataFrame, refreshes: pd.DataFrame,
+             bins: pd.DataFrame) -> list[Path]:
     from . import figures
     from .tables import METRIC_NAMES
 
@@ -228,7 +230,6 @@ def _figures(results: Path, fdir: Path, a: Analysis, runs: pd.DataFrame) -> list
         avg, test, nem = a.ranks[(setup, PRIMARY)]
         out += figures.critical_difference(avg, nem, test, fdir / f"cd_{setup}",
                                            f"{setup}: {METRIC_NAMES[PRIMARY]}")
-    refreshes, bins = alpha_summary.load(results)
     if len(refreshes) or (len(runs) and runs["method"].isin(ALM_METHODS).any()):
         out += figures.alm_weights(refreshes, fdir / "alm_weights")
         out += figures.alm_weight_by_teacher_labels(refreshes,
