@@ -317,27 +317,69 @@ def _add_compare(sub) -> None:
     p.add_argument("--margin", type=float, default=1.0,
                    help="equivalence margin in percentage points (default 1.0)")
     p.add_argument("--out", type=Path, help="also write compare.md and tidy CSVs here")
-    p.add_argument("--fail-on", choices=["differs", "inconclusive"],
+    p.add_argument("--fail-on", choices=["differs", "inconclusive", "moved"],
                    help="exit 1 when any cell has this verdict (differs: also when a matched "
-                        "run is not comparable; inconclusive: also when any cell differs)")
+                        "run is not comparable; inconclusive: also when any cell differs); "
+                        "moved: as differs, and also when any matched run's numbers are not "
+                        "bit-identical (a rerun of the same code on the same arithmetic)")
+    p.add_argument("--platform", type=Path, metavar="FINGERPRINT",
+                   help="the arithmetic fingerprint of the machine that made REFERENCE (`noisykd "
+                        "fingerprint --out FILE`): on a machine whose fingerprint differs, "
+                        "bit-identity is not expected and --fail-on moved acts as differs")
     p.set_defaults(func=_run_compare)
 
 
+def _add_fingerprint(sub) -> None:
+    p = sub.add_parser("fingerprint", help="this machine's arithmetic fingerprint (torch build, "
+                                           "CPU kernels, processor) as JSON: machines that "
+                                           "share it rerun a spec bit for bit")
+    p.add_argument("--out", type=Path, help="also write it to this file")
+    p.set_defaults(func=_run_fingerprint)
+
+
+def _run_fingerprint(args) -> int:
+    import json
+
+    from .arithmetic import fingerprint
+    from .runinfo import atomic_write_text
+
+    text = json.dumps(fingerprint(), indent=2) + "\n"
+    print(text, end="")
+    if args.out is not None:
+        atomic_write_text(args.out, text)
+    return 0
+
+
 def _run_compare(args) -> int:
-    from .compare import compare, markdown, write_outputs
+    from .compare import KEY, compare, markdown, write_outputs
 
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} exists and is not a folder")
+    fail_on, note = args.fail_on, None
+    if args.platform is not None:
+        from .arithmetic import differences, fingerprint, read
+
+        ref_platform = read(args.platform)  # a bad file fails before the comparison
+        differ = differences(ref_platform, fingerprint())
+        if differ and fail_on == "moved":
+            fail_on = "differs"
+            note = (f"noisykd compare: this machine's arithmetic differs from {args.platform} "
+                    f"({'; '.join(differ)}): bit-identity is not expected here, so --fail-on "
+                    "moved acts as --fail-on differs")
     result = compare(args.reference, args.results, args.margin)
     text = markdown(result, str(args.reference), str(args.results))
     print(text)
     if args.out is not None:
         write_outputs(result, args.out, text)
-    failing = {"differs": result.count("differs") + len(result.not_comparable),
-               "inconclusive": result.count("differs") + len(result.not_comparable)
-               + result.count("inconclusive")}
-    if args.fail_on and failing[args.fail_on]:
-        print(f"noisykd compare: {failing[args.fail_on]} cells fail --fail-on {args.fail_on}",
+    if note:
+        print(note, file=sys.stderr)
+    differs = result.count("differs") + len(result.not_comparable)
+    failing = {"differs": differs,
+               "inconclusive": differs + result.count("inconclusive"),
+               "moved": differs + len(result.moved[["seed", *KEY]].drop_duplicates())}
+    if fail_on and failing[fail_on]:
+        what = "cells and runs" if fail_on == "moved" else "cells"
+        print(f"noisykd compare: {failing[fail_on]} {what} fail --fail-on {fail_on}",
               file=sys.stderr)
         return 1
     return 0
@@ -521,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_forget(sub)
     _add_compare(sub)
+    _add_fingerprint(sub)
     _add_bundle(sub)
     _add_job_failed(sub)
     _add_perf(sub)

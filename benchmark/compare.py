@@ -24,6 +24,11 @@ Per cell and method (dataset, noise, setup id, method id) and metric, in percent
   family-wise (what ``--fail-on differs`` acts on); else ``inconclusive``;
 - differences that are constant across seeds (bit-identical reruns differ by 0) are decided
   exactly and take no part in Holm's family;
+- ``moved``: every matched, comparable run whose recorded numbers (test and validation
+  accuracies, best epoch, last training loss) are not bit-identical. A rerun of the same
+  code on a machine with the same arithmetic (benchmark/arithmetic.py) moves nothing, so
+  ``--fail-on moved`` catches any change of the numbers, however small, where the
+  statistical verdicts (about +-margin) cannot: CI's reproduction check;
 - ``seeds_needed`` for an inconclusive cell: the seeds per side at which a conclusive answer
   has 80% power if the observed mean and spread are the truth (noncentral t: TOST at 5%
   when |diff| < margin, else the difference test at Holm's first threshold).
@@ -35,7 +40,7 @@ between the two studies' mean scores of the methods.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +57,11 @@ CELL_COLUMNS = KEY + ["metric", "n_ref", "mean_ref", "sd_ref", "n", "mean", "sd"
                       "p_differs", "p_differs_holm", "verdict", "seeds_needed"]
 VERDICTS = ("reproduced", "differs", "inconclusive")
 POWER = 0.8
+#: what a bit-identical rerun reproduces exactly (those the frames have; the training loss is
+#: a float that moves with any change of the arithmetic, where an accuracy may not)
+IDENTITY = ("test_acc_best_val", "test_acc_last", "val_acc_best", "val_acc_last", "best_epoch",
+            "train_loss_last")
+MOVED_COLUMNS = KEY + ["seed", "number", "reference", "results"]
 
 
 @dataclass
@@ -63,6 +73,8 @@ class Comparison:
     only_ref: pd.DataFrame  # KEY + seed
     only_new: pd.DataFrame  # KEY + seed
     margin: float
+    moved: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MOVED_COLUMNS))
+    n_identical: int = 0  # matched comparable runs with every IDENTITY number equal
 
     def count(self, verdict: str) -> int:
         return int((self.cells["verdict"] == verdict).sum())
@@ -98,8 +110,27 @@ def _runs_with_specs(folder: Path) -> pd.DataFrame:
     from .collect import collect_runs
 
     runs = collect_runs(folder)
-    specs = [json.loads((Path(p) / "metrics.json").read_text())["spec"] for p in runs["path"]]
-    return runs.assign(spec=specs)
+    metrics = [json.loads((Path(p) / "metrics.json").read_text()) for p in runs["path"]]
+    return runs.assign(spec=[m["spec"] for m in metrics],
+                       train_loss_last=[m.get("train_loss_last") for m in metrics])
+
+
+def _moved(matched: pd.DataFrame, excluded: set) -> tuple[pd.DataFrame, int]:
+    """Matched runs (merged with suffix ``_ref``) whose IDENTITY numbers differ, one row per
+    number, and how many of the compared runs are identical in all of them."""
+    ident = KEY + ["seed"]
+    cols = [c for c in IDENTITY if c in matched.columns and f"{c}_ref" in matched.columns]
+    rows, identical = [], 0
+    for rec in matched.to_dict("records"):
+        key = tuple(rec[k] for k in ident)
+        if key in excluded:
+            continue
+        diff = [(c, rec[f"{c}_ref"], rec[c]) for c in cols
+                if not (rec[c] == rec[f"{c}_ref"]
+                        or (pd.isna(rec[c]) and pd.isna(rec[f"{c}_ref"])))]
+        rows += [(*key, *d) for d in diff]
+        identical += not diff
+    return pd.DataFrame(rows, columns=MOVED_COLUMNS), identical
 
 
 N_MAX = 10_000  # seeds_needed beyond this is reported as not reachable (NaN)
@@ -220,10 +251,11 @@ def compare_runs(ref: pd.DataFrame, new: pd.DataFrame, margin: float = 1.0) -> C
                          "mean": xn.mean(), "sd": xn.std(ddof=1) if len(xn) > 1 else np.nan,
                          "n_paired": len(shared) if paired else 0, **res, "paired": paired})
     not_comparable = pd.DataFrame(sorted(set(bad)), columns=ident + ["keys"])
+    moved, n_identical = _moved(matched, {tuple(b[:5]) for b in bad})
     cells_df = pd.DataFrame(rows)
     if cells_df.empty:
         return Comparison(pd.DataFrame(columns=CELL_COLUMNS), pd.DataFrame(), pd.DataFrame(),
-                          not_comparable, only_ref, only_new, margin)
+                          not_comparable, only_ref, only_new, margin, moved, n_identical)
     cells_df["p_differs_holm"] = holm(cells_df["p_differs"])
     k = max(1, int(cells_df["p_differs"].notna().sum()))
     verdict = np.select(
@@ -236,7 +268,8 @@ def compare_runs(ref: pd.DataFrame, new: pd.DataFrame, margin: float = 1.0) -> C
         if v == "inconclusive" and row.exact is None else np.nan
         for row, v in zip(cells_df.itertuples(index=False), verdict, strict=True)]
     return Comparison(cells_df[CELL_COLUMNS].reset_index(drop=True), pd.DataFrame(),
-                      pd.DataFrame(), not_comparable, only_ref, only_new, margin)
+                      pd.DataFrame(), not_comparable, only_ref, only_new, margin, moved,
+                      n_identical)
 
 
 def _study_analysis(folder: Path, runs: pd.DataFrame):
@@ -316,6 +349,12 @@ def markdown(c: Comparison, reference: str, results: str) -> str:
     if len(c.only_ref) or len(c.only_new):
         lines.append(f"Runs in one study only: {len(c.only_ref)} in the reference, "
                      f"{len(c.only_new)} in the results (not compared).\n")
+    n_moved = c.moved[KEY + ["seed"]].drop_duplicates().shape[0]
+    lines.append(f"Bit-identity: {c.n_identical} of {c.n_identical + n_moved} compared runs "
+                 f"identical in every recorded number ({', '.join(IDENTITY)}); {n_moved} "
+                 "moved (what `--fail-on moved` acts on).\n")
+    if n_moved:
+        lines.append(_markdown(_fmt(c.moved.head(30)), ""))
     lines.append("## Cells\n")
     cols = KEY + ["metric", "n_ref", "mean_ref", "sd_ref", "n", "mean", "sd", "diff",
                   "ci_low", "ci_high", "p_equivalent", "p_differs_holm", "verdict",
@@ -337,6 +376,7 @@ def write_outputs(c: Comparison, out: Path, text: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, frame in (("compare_cells.csv", c.cells), ("compare_setups.csv", c.setups),
+                        ("compare_moved.csv", c.moved),
                         ("compare_ranks.csv", c.ranks),
                         ("compare_not_comparable.csv", c.not_comparable)):
         atomic_write_text(out / name, frame.to_csv(index=False))

@@ -269,3 +269,79 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, cli):
     (tmp_path / "x.tar.gz").write_text(json.dumps({}))
     res = cli(str(tmp_path / "x.tar.gz"), str(tmp_path / "ref"))
     assert res.returncode == 2 and "not a results bundle" in res.stderr
+
+
+def _set_loss(tree, value_of):
+    """Give every run of a written tree a last training loss: value_of(path) -> float."""
+    for path in sorted(tree.glob("runs/*/*/*/*/seed*/metrics.json")):
+        m = json.loads(path.read_text())
+        m["train_loss_last"] = value_of(path)
+        path.write_text(json.dumps(m))
+
+
+def test_moved_names_each_run_whose_numbers_changed_at_all(tmp_path, cli):
+    """A change far inside the margin (one run's training loss, 1e-12) leaves every cell
+    `reproduced` but is one moved run, named with the number and both values; --fail-on
+    moved fails on it and --fail-on differs does not."""
+    runs = simulate_runs(np.random.default_rng(10), datasets=("d0",), noises=("symmetric_0.20",))
+    for name in ("ref", "new"):
+        write_tree(tmp_path / name, runs)
+        _set_loss(tmp_path / name, lambda p: 0.5 + len(str(p)) / 1000)
+    identical = compare(tmp_path / "ref", tmp_path / "new")
+    assert identical.moved.empty and identical.n_identical == len(runs)
+    assert cli(tmp_path / "ref", tmp_path / "new", "--fail-on", "moved").returncode == 0
+    target = sorted((tmp_path / "new").glob("runs/*/*/*/kd/seed2/metrics.json"))[0]
+    m = json.loads(target.read_text())
+    old = m["train_loss_last"]
+    m["train_loss_last"] = old + 1e-12
+    target.write_text(json.dumps(m))
+    c = compare(tmp_path / "ref", tmp_path / "new")
+    assert set(c.cells["verdict"]) == {"reproduced"} and c.n_identical == len(runs) - 1
+    assert c.moved.to_dict("records") == [
+        {"dataset": "d0", "noise_id": "symmetric_0.20", "setup_id": target.parts[-4],
+         "method_id": "kd", "seed": 2, "number": "train_loss_last", "reference": old,
+         "results": old + 1e-12}]
+    res = cli(tmp_path / "ref", tmp_path / "new", "--fail-on", "moved", "--out", tmp_path / "o")
+    assert res.returncode == 1 and "1 cells and runs fail --fail-on moved" in res.stderr
+    assert f"{len(runs) - 1} of {len(runs)} compared runs identical" in res.stdout
+    assert len(pd.read_csv(tmp_path / "o" / "compare_moved.csv")) == 1
+    assert cli(tmp_path / "ref", tmp_path / "new", "--fail-on", "differs").returncode == 0
+    # an accuracy that moved is a moved run too, one row per number
+    m["test_acc_last"] += 0.0001
+    target.write_text(json.dumps(m))
+    c = compare(tmp_path / "ref", tmp_path / "new")
+    assert sorted(c.moved["number"]) == ["test_acc_last", "train_loss_last"]
+
+
+def test_platform_decides_whether_bit_identity_is_asked(tmp_path, cli):
+    """--platform: the same fingerprint keeps --fail-on moved strict; another one (a
+    processor model that differs) turns it into --fail-on differs, saying why."""
+    from benchmark.arithmetic import _cpuinfo, fingerprint
+
+    runs = simulate_runs(np.random.default_rng(11), datasets=("d0",), noises=("symmetric_0.20",))
+    write_tree(tmp_path / "ref", runs)
+    write_tree(tmp_path / "new", runs)
+    _set_loss(tmp_path / "ref", lambda p: 0.25)
+    _set_loss(tmp_path / "new", lambda p: 0.25 + 1e-9)  # every run moved, no cell differs
+    here = fingerprint()
+    (tmp_path / "same.json").write_text(json.dumps(here))
+    (tmp_path / "other.json").write_text(json.dumps({**here, "cpu_model": "not-this-one"}))
+    args = (tmp_path / "ref", tmp_path / "new", "--fail-on", "moved", "--platform")
+    res = cli(*args, tmp_path / "same.json")
+    assert res.returncode == 1 and f"{len(runs)} cells and runs fail" in res.stderr
+    res = cli(*args, tmp_path / "other.json")
+    assert res.returncode == 0
+    assert "cpu_model: not-this-one != " in res.stderr and "acts as --fail-on differs" in res.stderr
+    (tmp_path / "bad.json").write_text(json.dumps({"torch": "2"}))
+    res = cli(*args, tmp_path / "bad.json")
+    assert res.returncode == 2 and "missing cpu_capability" in res.stderr
+    assert _cpuinfo("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n\n"
+                    "processor\t: 1\nvendor_id\t: Other\n") == {
+        "processor": "0", "vendor_id": "GenuineIntel", "cpu family": "6"}
+
+
+def test_fingerprint_cli_writes_what_it_prints(tmp_path, capsys):
+    assert main(["fingerprint", "--out", str(tmp_path / "fp.json")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "fp.json").read_text()) == printed
+    assert printed["torch"] and printed["cpu_capability"]

@@ -81,3 +81,27 @@ def test_record_rejects_inconsistent_arrays():
     with pytest.raises(ValueError, match="labels outside"):
         DatasetRecord("t", x, np.array([0, 1, 5]), x, np.array([0, 1, 1]), ("a", "b"),
                       (0.0, 0.0), (1.0, 1.0), "official")
+
+
+def test_channel_stats_match_a_naive_float64_loop():
+    """The integer-sum statistics of uint8 images against a naive per-channel loop in
+    float64 (population std; a constant channel gets std 1 so normalising divides by 1: its
+    exact variance is 0, where summing floats leaves 1e-15 to divide by)."""
+    from benchmark.data.record import channel_stats
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, size=(37, 3, 5, 4), dtype=np.uint8)
+    x[:, 1] //= 7  # a channel with another range
+    x[:, 2] = 200  # a constant channel
+    mean, std = channel_stats(x)
+    for c in range(3):
+        vals = [float(v) / 255.0 for v in x[:, c].ravel()]
+        m = sum(vals) / len(vals)
+        s = (sum((v - m) ** 2 for v in vals) / len(vals)) ** 0.5
+        assert mean[c] == pytest.approx(m, rel=1e-13)
+        assert std[c] == pytest.approx(s if s > 1e-9 else 1.0, rel=1e-12)  # float noise
+    assert std[2] == 1.0 and mean[2] == pytest.approx(200 / 255, rel=1e-15)
+    feats = rng.normal(2.0, 3.0, size=(50, 4))
+    fmean, fstd = channel_stats(feats)  # tabular features: per column, no 255 scale
+    np.testing.assert_allclose(fmean, feats.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(fstd, feats.std(0), rtol=1e-12)
