@@ -110,6 +110,9 @@ HOW: dict[str, tuple] = {
     "reference/reference.tar.gz": (
         TEST, "tests/test_bundle.py::test_alpha_summary_bundles_replace_the_weights_and_carry_"
               "the_invocation_log", '"--alpha", "summary"'),
+    "noisykd fingerprint --out reference/platform.json": (
+        TEST, "tests/test_compare.py::test_fingerprint_cli_writes_what_it_prints",
+        '["fingerprint", "--out"'),
     "noisykd forget results/default/runs/digits/symmetric_0.40/none/ce/seed3 [more run folders]": (
         TEST, "tests/test_workflow.py::test_forget_then_snakemake_retrains_exactly_that_run",
         '["noisykd", "forget"'),

@@ -87,6 +87,22 @@ def test_the_committed_bundle_verifies_and_says_how_it_was_run():
     assert all(e["git"]["commit"] and not e["git"]["dirty"] for e in trained)
 
 
+def test_the_reference_platform_is_a_fingerprint_ci_compares_with():
+    """.ci/run's --platform file: a fingerprint of an x86 CPU machine with the torch the
+    reference was trained with (what decides whether CI can ask for bit-identity)."""
+    import tarfile
+
+    from benchmark import arithmetic
+
+    fp = arithmetic.read(REPO_ROOT / "reference" / "platform.json")
+    assert fp["machine"] == "x86_64" and fp["cpu_capability"] and fp["cpu_vendor"]
+    with tarfile.open(BUNDLE) as tar:
+        member = next(m for m in tar if m.name.endswith("/seed0/metrics.json"))
+        metrics = json.loads(tar.extractfile(member).read())
+    assert metrics["provenance"]["versions"]["torch"] == fp["torch"]
+    assert "reference/platform.json" in (REPO_ROOT / ".ci" / "run").read_text()
+
+
 def test_importing_the_bundle_rebuilds_the_readme_tables_byte_for_byte(tmp_path):
     """README "Results": the one command (import, then report) rebuilds every table, and the
     README's copies are those files byte for byte."""
