@@ -99,8 +99,8 @@ def evaluate(fn, data: DeviceData, split: str, batch_size: int, amp_dtype,
     """(accuracy, mean cross-entropy) on a clean split, in eval mode, no augmentation.
     ``graphed``: ``fn`` replays CUDA graphs (compiled with reduce-overhead / max-autotune) and
     each batch marks a new step. Only then: the first call of
-    ``torch.compiler.cudagraph_mark_step_begin`` imports the inductor (2.4 s per process on
-    the CI machine's CPU, measured), which every uncompiled job paid before."""
+    ``torch.compiler.cudagraph_mark_step_begin`` imports the inductor (1.7 s per process on
+    an idle 2-core CPU, scripts/bench_startup.py), which every uncompiled job paid before."""
     correct = torch.zeros((), device=data.device)
     loss = torch.zeros((), device=data.device)
     n = 0

@@ -157,9 +157,9 @@ def test_scancelled_job_is_rerun_and_resumes(slurm, tmp_path):
             time.sleep(0.5)
         assert "CANCELLED" in state
         # Ctrl-C, and once more if Snakemake is still waiting 10 s later. It often keeps
-        # waiting even then (in December 2026 it did on every run, alone too; 45 s waits
-        # changed nothing but 70 s of CI): a user then kills it, runs --unlock, and the same
-        # command (below)
+        # waiting even then (in the run watched in December 2026, alone, it stopped on
+        # neither; 45 s waits cost 70 s of CI): a user then kills it, runs --unlock, and the
+        # same command (below)
         for _ in range(2):
             proc.send_signal(signal.SIGINT)
             try:
