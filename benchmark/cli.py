@@ -351,7 +351,7 @@ def _run_fingerprint(args) -> int:
 
 
 def _run_compare(args) -> int:
-    from .compare import KEY, compare, markdown, write_outputs
+    from .compare import compare, markdown, write_outputs
 
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} exists and is not a folder")
@@ -376,7 +376,7 @@ def _run_compare(args) -> int:
     differs = result.count("differs") + len(result.not_comparable)
     failing = {"differs": differs,
                "inconclusive": differs + result.count("inconclusive"),
-               "moved": differs + len(result.moved[["seed", *KEY]].drop_duplicates())}
+               "moved": differs + result.n_moved}
     if fail_on and failing[fail_on]:
         what = "cells and runs" if fail_on == "moved" else "cells"
         print(f"noisykd compare: {failing[fail_on]} {what} fail --fail-on {fail_on}",

@@ -79,6 +79,11 @@ class Comparison:
     def count(self, verdict: str) -> int:
         return int((self.cells["verdict"] == verdict).sum())
 
+    @property
+    def n_moved(self) -> int:
+        """Runs with at least one moved number (``moved`` has a row per number)."""
+        return len(self.moved[KEY + ["seed"]].drop_duplicates())
+
 
 def _flatten(d, prefix=""):
     out = {}
@@ -349,11 +354,10 @@ def markdown(c: Comparison, reference: str, results: str) -> str:
     if len(c.only_ref) or len(c.only_new):
         lines.append(f"Runs in one study only: {len(c.only_ref)} in the reference, "
                      f"{len(c.only_new)} in the results (not compared).\n")
-    n_moved = c.moved[KEY + ["seed"]].drop_duplicates().shape[0]
-    lines.append(f"Bit-identity: {c.n_identical} of {c.n_identical + n_moved} compared runs "
-                 f"identical in every recorded number ({', '.join(IDENTITY)}); {n_moved} "
+    lines.append(f"Bit-identity: {c.n_identical} of {c.n_identical + c.n_moved} compared runs "
+                 f"identical in every recorded number ({', '.join(IDENTITY)}); {c.n_moved} "
                  "moved (what `--fail-on moved` acts on).\n")
-    if n_moved:
+    if c.n_moved:
         lines.append(_markdown(_fmt(c.moved.head(30)), ""))
     lines.append("## Cells\n")
     cols = KEY + ["metric", "n_ref", "mean_ref", "sd_ref", "n", "mean", "sd", "diff",
