@@ -3,7 +3,8 @@ the kernels it dispatches to (torch's CPU capability, e.g. AVX2 or AVX512) and t
 (its vendor, family and model choose the BLAS code paths).
 
 Two machines with the same fingerprint rerun a spec bit for bit (measured: the reference
-slice on clones of the CI machine kind, every recorded number identical). On machines that
+slice in clean clones on the machine that made the reference, every recorded number
+identical). On machines that
 differ, float rounding differs and training amplifies it into other accuracies, so only the
 statistical verdicts of ``noisykd compare`` apply; ``compare --platform`` uses this to decide
 whether ``--fail-on moved`` (any change of any number) can be asked of a machine.
