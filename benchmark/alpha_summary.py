@@ -72,16 +72,35 @@ def summarise(arrays: Mapping) -> dict | None:
 
 
 def summarise_file(path: str | Path) -> dict | None:
-    with np.load(path, allow_pickle=False) as a:
-        return summarise({k: a[k] for k in a.files})
+    """The summary of an alpha.npz; one that cannot be read or summarised is UserError."""
+    import zipfile
+
+    from .errors import UserError
+
+    try:
+        with np.load(path, allow_pickle=False) as a:
+            return summarise({k: a[k] for k in a.files})
+    except (OSError, ValueError, KeyError, IndexError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: unreadable alpha weights ({type(exc).__name__}: "
+                        f"{str(exc)[:100]})") from None
 
 
 def run_summary(run_dir: Path) -> dict | None:
-    """A run's summary from its alpha.npz, else from its alpha_summary.json, else None."""
+    """A run's summary from its alpha.npz, else from its alpha_summary.json (checked
+    against its declared schema, benchmark/run_metrics.py: UserError naming the file and
+    key), else None."""
+    from .errors import UserError
+    from .run_metrics import check_alpha_summary
+
     if (run_dir / "alpha.npz").is_file():
         return summarise_file(run_dir / "alpha.npz")
-    if (run_dir / SUMMARY_NAME).is_file():
-        return json.loads((run_dir / SUMMARY_NAME).read_text())
+    path = run_dir / SUMMARY_NAME
+    if path.is_file():
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError) as exc:
+            raise UserError(f"{path}: unreadable {SUMMARY_NAME} ({exc})") from None
+        return check_alpha_summary(summary, str(path))
     return None
 
 

@@ -161,6 +161,11 @@ def _train_config(args):
 
 
 def _parse_hparams(items: list[str]) -> dict:
+    """``--hparam KEY=VALUE`` values read as YAML (4 is an integer, 4.0 a number, null null),
+    and 1e3 as the number YAML 1.1 reads as text; ``methods.hparams.check_hparams`` checks
+    them."""
+    import re
+
     import yaml
 
     out = {}
@@ -168,18 +173,32 @@ def _parse_hparams(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UserError(f"--hparam expects KEY=VALUE, got {item!r}")
-        out[key] = yaml.safe_load(value)
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"--hparam {item!r}: {value!r} is not a value (a number, a word "
+                            "or null)") from None
+        if isinstance(out[key], str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+",
+                                                      out[key]):
+            out[key] = float(out[key])
     return out
 
 
 def _run_training(args) -> None:
+    from methods.hparams import check_hparams
+
     from .runs import RunRequest, run
 
+    cfg = _train_config(args)
+    method = getattr(args, "method", "ce")
+    hparams = _parse_hparams(getattr(args, "hparam", None) or [])
+    check_hparams(method, hparams)  # before anything is read or written
+    from .engine import resolve_device
+
+    resolve_device(cfg.device)  # a device this machine lacks, before the run's folders
     req = RunRequest(
         kind=args.command, dataset=args.dataset, labels_path=args.labels, arch=args.arch,
-        seed=args.seed, out=args.out, cfg=_train_config(args),
-        method=getattr(args, "method", "ce"),
-        hparams=_parse_hparams(getattr(args, "hparam", None) or []),
+        seed=args.seed, out=args.out, cfg=cfg, method=method, hparams=hparams,
         teacher_dirs=getattr(args, "teacher", None) or [],
         teacher_checkpoint=getattr(args, "teacher_checkpoint", "last"),
         teacher_labels=getattr(args, "teacher_labels", "noisy"),
@@ -196,7 +215,9 @@ def _add_train_runs(sub) -> None:
     p = sub.add_parser("train-runs", help="train a list of runs given as JSON (what workflow "
                                           "jobs call; finished runs are skipped)")
     given = p.add_mutually_exclusive_group(required=True)
-    given.add_argument("--runs", help="JSON list of run specs (benchmark/grid.py)")
+    given.add_argument("--runs", help="JSON list of run specs (benchmark/grid.py: "
+                                      "RunSpec.request); every spec is checked before the "
+                                      "first trains; an empty list trains nothing and exits 0")
     given.add_argument("--runs-file", type=Path,
                        help="the same JSON in a file, or - for standard input (workflow jobs: "
                             "a long spec list stays off the command line)")
@@ -223,6 +244,19 @@ def _run_train_runs(args) -> None:
         specs = json.loads(text)
     except ValueError as exc:
         raise UserError(f"{source} is not valid JSON: {exc}") from None
+    from .grid import check_request
+
+    if not isinstance(specs, list):
+        kinds = {dict: "an object", str: "a string", bool: "true or false", type(None): "null"}
+        raise UserError(f"{source} must be a JSON list of run specs (objects), got "
+                        f"{kinds.get(type(specs), 'a number')}")
+    for i, s in enumerate(specs):  # every spec checked before the first one trains
+        check_request(s, f"{source}: run {i}")
+    if specs:
+        from .engine import resolve_device
+
+        for device in sorted({s["train"].get("device", "auto") for s in specs}):
+            resolve_device(device)  # a device this machine lacks
     requests = []
     for s in specs:  # all checked before the first one trains
         requests.append(RunRequest(
@@ -411,7 +445,20 @@ def _add_bundle(sub) -> None:
                                         "folder (never overwriting other content)")
     i.add_argument("bundle", type=Path)
     i.add_argument("--results", type=Path, required=True, help="the study folder to fill")
+    for q in (v, i):  # benchmark/bundle.py MAX_MEMBER, MAX_TOTAL
+        q.add_argument("--max-member-size", metavar="SIZE", default="2G",
+                       help="refuse a bundle holding a file larger than this (default 2G; "
+                            "K, M, G, T: binary units)")
+        q.add_argument("--max-total-size", metavar="SIZE", default="16G",
+                       help="refuse a bundle whose files add up to more (default 16G)")
     p.set_defaults(func=_run_bundle)
+
+
+def _bundle_limits(args):
+    from .bundle import Limits, parse_size
+
+    return Limits(parse_size(args.max_member_size, "--max-member-size"),
+                  parse_size(args.max_total_size, "--max-total-size"))
 
 
 def _run_bundle(args) -> int:
@@ -432,7 +479,7 @@ def _run_bundle(args) -> int:
                   f"{kinds.count('teacher')} teachers of study {m['study']}; sha256 "
                   f"{file_sha256(args.out)}")
         elif args.verb == "verify":
-            c = bundle.verify(args.bundle)
+            c = bundle.verify(args.bundle, _bundle_limits(args))
             print(f"{args.bundle}: verified ({c['files']} files, {c['runs']} runs, "
                   f"{c['teachers']} teachers of study {c['study']})")
             for e in c["trained_by"]:  # the manifest's invocation log (benchmark/studylog.py)
@@ -442,7 +489,7 @@ def _run_bundle(args) -> int:
                       f"{(git.get('commit') or '?')[:10]}{' dirty' if git.get('dirty') else ''}"
                       f", {(e.get('host') or {}).get('cpus')} CPUs)")
         else:
-            c = bundle.import_bundle(args.bundle, args.results)
+            c = bundle.import_bundle(args.bundle, args.results, _bundle_limits(args))
             print(f"imported {args.bundle} into {args.results}: {c['written']} files written, "
                   f"{c['present']} already there ({c['runs']} runs, {c['teachers']} teachers "
                   f"of study {c['study']}); tables: noisykd report --results {args.results}")
@@ -570,12 +617,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: commands whose --out is one file to write (the others' --out is a folder)
+FILE_OUT = {"labels", "labels-summary", "prepare-data", "fingerprint", "bundle export"}
+
+
+def _check_out(args) -> None:
+    """Refuse an --out that cannot be written, before any work starts: a file output that
+    names a folder, a folder output that names a file, or a path under a file or under a
+    folder this process cannot write."""
+    import os
+
+    out = getattr(args, "out", None)
+    if out is None or str(out) == "-":
+        return
+    out = Path(out)
+    command = " ".join(filter(None, [args.command, getattr(args, "verb", None)]))
+    is_file = command in FILE_OUT
+    if is_file and out.is_dir():
+        raise UserError(f"--out {out} is a folder; name the file to write")
+    if not is_file and out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
+    parent = (out if not is_file and out.is_dir() else out.parent).absolute()
+    while not parent.exists():  # the nearest existing folder is where the writing starts
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"--out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {parent} is not writable")
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system failure: what failed, on which path."""
+    import errno
+
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+            errno.EPERM: "operation not permitted",
+            errno.ENAMETOOLONG: "file name too long"}.get(exc.errno,
+                                                          exc.strerror or str(exc))
+    return f"{where}: {what}" if where else what
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     args = build_parser().parse_args(argv)
     try:
+        _check_out(args)
         status = args.func(args)
     except UserError as exc:
         print(f"noisykd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder: the environment, in one line
+        if os.environ.get("NOISYKD_TRACEBACK"):
+            raise
+        print(f"noisykd {args.command}: error: {os_error_line(exc)} (NOISYKD_TRACEBACK=1 "
+              "shows the traceback)", file=sys.stderr)
         return 2
     return status or 0
 

@@ -1,7 +1,10 @@
 """results/ -> tidy frames: one row per finished run and one per teacher.
 
 No torch, no training code: tables can be rebuilt on a laptop from a copied results/.
-What is missing, extra, duplicated or mixed is judged in ``completeness.py``.
+What is missing, extra, duplicated or mixed is judged in ``completeness.py``. Every
+metrics.json is checked against its declared schema (benchmark/run_metrics.py) as it is
+read: a NaN, missing or string accuracy stops the reader with one line naming the file and
+key, before any number is used.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pandas as pd
 
 from .errors import UserError
 from .grid import setup_kind, teacher_id
+from .run_metrics import check_metrics
 
 RUN_COLUMNS = ["dataset", "noise_id", "noise_kind", "rate", "variant", "setup_id", "setup",
                "method", "method_id", "alpha", "seed", "test_acc_best_val", "test_acc_last",
@@ -22,11 +26,14 @@ RUN_COLUMNS = ["dataset", "noise_id", "noise_kind", "rate", "variant", "setup_id
                "git_commit", "git_dirty", "path", "train_subset"]
 
 
-def _read(path: Path):
+def _read(path: Path, kind: str):
+    """A run's metrics.json with the declared keys and types (benchmark/run_metrics.py),
+    else UserError naming the file and key."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        m = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(f"{path}: unreadable {path.name} ({exc})") from None
+    return check_metrics(m, str(path), kind)
 
 
 @functools.cache
@@ -61,7 +68,7 @@ def collect_runs(results: Path) -> pd.DataFrame:
     """Every finished student run under ``results/runs`` (its metrics.json), one row each."""
     rows = []
     for path in sorted(Path(results).glob("runs/*/*/*/*/seed*/metrics.json")):
-        m = _read(path)
+        m = _read(path, "student")
         parts = path.relative_to(results).parts  # runs, dataset, noise, setup, method, seedN
         spec = m["spec"]
         hp = spec.get("method", {}).get("hparams", {})
@@ -97,7 +104,7 @@ def train_subsets(runs: pd.DataFrame) -> dict[str, list[int]]:
 def collect_teachers(results: Path) -> pd.DataFrame:
     rows = []
     for path in sorted(Path(results).glob("teachers/*/*/*/seed*/metrics.json")):
-        m = _read(path)
+        m = _read(path, "teacher")
         parts = path.relative_to(results).parts  # teachers, dataset, noise, teacher id, seedN
         rows.append({"dataset": parts[1], "noise_id": parts[2], "teacher_id": parts[3],
                      "seed": m["spec"]["seed"], "test_acc_last": m["test_acc_last"],

@@ -69,8 +69,8 @@ def read_plan(results: Path, runs: pd.DataFrame) -> Plan:
     listing = Path(results) / PLAN_FILE
     if not listing.is_file():
         alm, base = Plan.declared(runs["method"])
-        return Plan(None, alm, base, "runs found under results/runs (no expected_runs.json): "
-                                     "every finished run counts as planned")
+        return Plan(None, alm, base, f"none ({PLAN_FILE} does not exist): the tables use "
+                                     "every finished run found")
     try:
         data = json.loads(listing.read_text())
     except (OSError, ValueError) as exc:
@@ -230,7 +230,10 @@ def markdown(comp: Completeness, n_found: int, table) -> str:
     return (f"# Completeness\n\nPlan: {comp.plan.source}. Finished runs found: {n_found}; "
             f"used by the tables: {len(comp.included)}.\n\n"
             "## Missing or failed runs\n\n"
-            + table(comp.missing, "None: every planned run finished.")
+            + (table(comp.missing, "None: every planned run finished.")
+               if comp.plan.runs is not None else
+               f"Not known: there is no plan ({PLAN_FILE}), so no run can be missing. The "
+               "workflow writes it (rule expected_runs) before any run trains.\n")
             + "\n## Extra runs (finished, not in the plan: left out of every table)\n\n"
             + table(comp.extra, "None.")
             + "\n## Cells whose methods mix specs or code revisions (marked † in the tables)"

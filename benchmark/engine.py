@@ -46,9 +46,14 @@ class TrainingDiverged(UserError):
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    device = torch.device(name)  # TrainConfig admits auto, cpu, cuda, cuda:N and mps
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} requested but no CUDA device is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"device {name!r} requested but this machine has "
+                        f"{torch.cuda.device_count()} CUDA device(s) (cuda:0..)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device {name!r} requested but no MPS (Apple GPU) device is available")
     return device
 
 

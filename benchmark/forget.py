@@ -8,6 +8,15 @@ go: this removes the run folder and its checkpoint folder, after checking every 
 ``snakemake`` with the same config then trains exactly those runs; the other runs of their
 jobs are restored, and students of a forgotten teacher are retrained because their input
 changed.
+
+Nothing outside a study is ever removed. Each argument is resolved first (``..`` and every
+symlinked parent followed to the real folder), and the real folder must be a run folder
+strictly inside a results folder: ``.../results/<study>/runs/<dataset>/<noise>/<setup>/
+<method>/seed<N>`` or ``.../results/<study>/teachers/<dataset>/<noise>/<teacher>/seed<N>``
+(or the same without ``<study>``, the layout before studies). The run folder and its
+checkpoint folder must not themselves be symlinks, and the checkpoint folder must resolve to
+``<study>/checkpoints/<the same run path>``. Every check is made for every argument before
+anything is removed.
 """
 
 from __future__ import annotations
@@ -16,40 +25,75 @@ import shutil
 from pathlib import Path
 
 from .errors import UserError
-from .runinfo import default_checkpoint_dir, split_run
+from .runinfo import RUN_DEPTH
 from .runlock import RunLock
 
+SHAPE = ("results/<study>/runs/<dataset>/<noise>/<setup>/<method>/seed<N> or results/<study>/"
+         "teachers/<dataset>/<noise>/<teacher>/seed<N>")
 
-def _is_run(path: Path) -> str | None:
-    """'student' or 'teacher' when ``path`` is a run folder of a study."""
-    split = split_run(path)
-    if split is None:
-        return None
-    return "student" if split[1].parts[0] == "runs" else "teacher"
+
+def _seed_part(name: str) -> bool:
+    return name.startswith("seed") and name[4:].isdigit()
+
+
+def locate(path: Path) -> tuple[Path, Path, str] | None:
+    """(study folder, run path below it, 'student' or 'teacher') of a resolved run folder
+    inside a results folder; None for anything else."""
+    parts = path.parts
+    for kind, depth in RUN_DEPTH.items():
+        if len(parts) <= depth or parts[-depth] != kind or not _seed_part(parts[-1]):
+            continue
+        if any(p in ("", ".", "..") for p in parts[-depth:]):
+            continue
+        study = Path(*parts[:-depth])
+        # the study folder is results/<study> (or results itself, the layout before studies)
+        if study.name == "results" or (study.parent.name == "results" and study.name):
+            return study, Path(*parts[-depth:]), "student" if kind == "runs" else "teacher"
+    return None
+
+
+def _check(arg: Path) -> tuple[Path, Path, str]:
+    """The run folder and checkpoint folder that ``arg`` names, after every check."""
+    if arg.is_symlink():
+        raise UserError(f"{arg}: is a symlink; forget takes the run folder itself; nothing "
+                        "removed")
+    real = arg.resolve()  # .. and symlinked parents followed
+    found = locate(real)
+    if found is None:
+        where = f" (resolves to {real})" if real != arg.absolute() else ""
+        raise UserError(f"{arg}{where}: not a run folder inside a results folder ({SHAPE}); "
+                        "nothing removed")
+    study, rel, kind = found
+    ckpt = study / "checkpoints" / rel
+    if ckpt.is_symlink() or any(p.is_symlink() for p in ckpt.parents
+                                if p.is_relative_to(study / "checkpoints")):
+        raise UserError(f"{arg}: its checkpoint folder {ckpt} is or lies under a symlink; "
+                        "nothing removed")
+    if ckpt.exists() and ckpt.resolve() != ckpt:
+        raise UserError(f"{arg}: its checkpoint folder {ckpt} resolves to {ckpt.resolve()}, "
+                        "outside the study; nothing removed")
+    if real.exists() and not real.is_dir():
+        raise UserError(f"{arg}: not a folder; nothing removed")
+    if not real.exists() and not ckpt.exists():
+        raise UserError(f"{arg}: no such run and no checkpoint; nothing removed")
+    if RunLock.held(ckpt):
+        raise UserError(f"{arg}: is training now (its lock in {ckpt} is held); nothing "
+                        "removed")
+    return real, ckpt, kind
 
 
 def forget(run_dirs: list[Path]) -> list[str]:
     """Remove each run's folder and checkpoint folder; returns one line per run."""
-    plan = []
-    for d in run_dirs:
-        d = Path(d)
-        kind = _is_run(d)
-        ckpt = default_checkpoint_dir(d)
-        if kind is None:
-            raise UserError(f"{d}: not a run folder (results/<study>/runs/<dataset>/<noise>/"
-                            "<setup>/<method>/seed<N> or results/<study>/teachers/<dataset>/"
-                            "<noise>/<teacher>/seed<N>); nothing removed")
-        if not d.exists() and not ckpt.exists():
-            raise UserError(f"{d}: no such run and no checkpoint; nothing removed")
-        if RunLock.held(ckpt):
-            raise UserError(f"{d}: is training now (its lock in {ckpt} is held); nothing "
-                            "removed")
-        plan.append((d, ckpt, kind))
+    plan = [_check(Path(d)) for d in run_dirs]
     lines = []
     for d, ckpt, kind in plan:
         for path in (d, ckpt):
             if path.exists():
-                shutil.rmtree(path)
+                try:
+                    shutil.rmtree(path)
+                except OSError as exc:
+                    raise UserError(f"{path}: could not be removed ({exc.strerror or exc})"
+                                    ) from exc
         note = (" (its students are retrained too: their teacher changed)"
                 if kind == "teacher" else "")
         lines.append(f"forgot {d} and {ckpt}{note}")

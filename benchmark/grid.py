@@ -16,15 +16,16 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 
-from methods.hparams import HPARAM_DEFAULTS
+from methods.hparams import HPARAM_DEFAULTS, check_hparams
 
+from .archnames import check_arch_name
 from .data import dataset_names, get_entry
 from .errors import UserError
 from .labels import DEFAULT_VAL_FRACTION
 from .noise import NoiseSpec, format_rate
 from .protocol import PROTOCOLS, kd_weights
 from .runinfo import spec_hash
-from .trainconfig import TrainConfig
+from .trainconfig import DEVICE_PATTERN, DEVICES, TrainConfig
 
 LABELS_PATTERN = "{root}/labels/{dataset}/{noise_id}/seed{seed}.npz"
 STUDY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -138,6 +139,73 @@ class RunSpec:
                 "train": dict(self.train), "method": self.method, "hparams": dict(self.hparams),
                 "teachers": list(self.teachers), "teacher_labels": self.teacher_labels,
                 "teacher_checkpoint": self.teacher_checkpoint, "data_root": data_root}
+
+
+# the keys of ``RunSpec.request``: required, then optional (with their defaults)
+REQUEST_REQUIRED = ("kind", "dataset", "labels", "arch", "seed", "out", "train")
+REQUEST_OPTIONAL = ("method", "hparams", "teachers", "teacher_labels", "teacher_checkpoint",
+                    "data_root")
+
+
+def check_request(spec, where: str) -> None:
+    """Refuse, in one line naming ``where`` and the key, a run spec (``RunSpec.request``'s
+    format, what ``noisykd train-runs`` receives) that is not an object, lacks or adds keys,
+    or holds a value of the wrong type or out of range: before any run of its list trains."""
+    if not isinstance(spec, dict):
+        raise UserError(f"{where}: a run spec must be a JSON object with keys "
+                        f"{', '.join(REQUEST_REQUIRED)}, got {json.dumps(spec)[:60]}")
+    missing = [k for k in REQUEST_REQUIRED if k not in spec]
+    if missing:
+        raise UserError(f"{where}: missing key(s) {', '.join(missing)} (a run spec has "
+                        f"{', '.join(REQUEST_REQUIRED)}; optional {', '.join(REQUEST_OPTIONAL)})")
+    unknown = sorted(str(k) for k in spec if k not in REQUEST_REQUIRED + REQUEST_OPTIONAL)
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
+                        f"{', '.join(REQUEST_REQUIRED + REQUEST_OPTIONAL)}")
+
+    def need(ok: bool, key: str, want: str) -> None:
+        if not ok:
+            raise UserError(f"{where}: {key!r} must be {want}, got {spec.get(key)!r}")
+
+    def path(key: str, optional: bool = False) -> None:
+        value = spec.get(key)
+        need((optional and value is None) or (isinstance(value, str) and value != ""), key,
+             "a path" + (" or null" if optional else ""))
+
+    kind = spec["kind"]
+    need(kind in ("teacher", "student"), "kind", "teacher or student")
+    need(isinstance(spec["dataset"], str) and spec["dataset"] in dataset_names(), "dataset",
+         f"one of {', '.join(dataset_names())}")
+    path("labels")
+    path("out")
+    path("data_root", optional=True)
+    seed = spec["seed"]
+    need(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "seed",
+         "an integer >= 0")
+    method = spec.get("method", "ce")
+    need(isinstance(method, str) and method in METHOD_NAMES, "method",
+         f"one of {', '.join(METHOD_NAMES)}")
+    need(kind == "student" or method == "ce", "method", "ce for a teacher (teachers train with "
+         "CE)")
+    hparams = spec.get("hparams") or {}
+    need(isinstance(hparams, dict), "hparams", "an object of hyper-parameter name to value")
+    teachers = spec.get("teachers") or []
+    need(isinstance(teachers, list) and all(isinstance(t, str) and t for t in teachers),
+         "teachers", "a list of teacher run folders")
+    uses = kind == "student" and method != "ce"
+    need(bool(teachers) == uses, "teachers",
+         f"{'a non-empty' if uses else 'an empty'} list for a {kind}"
+         + (f" of method {method!r}" if kind == "student" else ""))
+    need(spec.get("teacher_labels", "noisy") in ("noisy", "clean"), "teacher_labels",
+         "noisy or clean")
+    need(spec.get("teacher_checkpoint", "last") in ("last", "best_val"), "teacher_checkpoint",
+         "last or best_val")
+    try:
+        check_arch_name(spec["arch"], get_entry(spec["dataset"]).kind == "tabular")
+        check_hparams(method, hparams)
+        TrainConfig.from_dict(spec["train"])
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
 
 
 @dataclass
@@ -299,11 +367,15 @@ def _methods(config: dict, key: str = "methods") -> list[MethodSpec]:
         name = entry["name"]
         _need(name in METHOD_NAMES, where,
               f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
-        hp = dict(entry.get("hparams") or {})
+        hp = entry.get("hparams") or {}
+        _need(isinstance(hp, dict) and all(isinstance(k, str) for k in hp), f"{where}.hparams",
+              f"a mapping of hyper-parameter name to value, got {hp!r}")
+        hp = dict(hp)
         if name == "fixed_alpha":
             alphas = _as_list(entry.get("alphas"), f"{where}.alphas")
             for a in alphas:
-                _need(isinstance(a, (int, float)) and 0 <= a <= 1, f"{where}.alphas",
+                _need(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 1,
+                      f"{where}.alphas",
                       f"alpha must be in [0, 1], got {a!r}")
             variants = [{**hp, "alpha": float(a)} for a in alphas]
         else:
@@ -331,13 +403,33 @@ def _teacher_labels(value, key: str) -> list[str]:
 
 
 def _check_method_hparams(methods: list[MethodSpec], key: str = "methods") -> None:
-    """Unknown hyper-parameters fail at planning time, not in a job hours later."""
+    """Unknown hyper-parameters, and values of the wrong type or out of range, fail at
+    planning time, not in a job hours later (the check every run repeats: hparams.py)."""
     for m in methods:
         known = set(HPARAM_DEFAULTS[m.name])
         unknown = {k for k, _ in m.hparams} - known
         _need(not unknown, key,
               f"method {m.name!r}: unknown hyper-parameter(s) {', '.join(sorted(unknown))}; "
               f"known: {', '.join(sorted(known)) or 'none'}")
+        try:
+            check_hparams(m.name, dict(m.hparams))
+        except UserError as exc:
+            raise UserError(f"config key '{key}': {exc}") from None
+
+
+def _check_archs(d: dict, where: str) -> None:
+    """Every architecture a dataset entry names exists (timm asked only for non-suite names),
+    before any job starts. Whether it fits the dataset's inputs (an image model for tabular
+    data) is left to the jobs: the cost model (benchmark/cost_model.py) plans such configs."""
+    multi = d.get("multi_teachers")
+    _need(multi is None or isinstance(multi, list), f"{where}.multi_teachers",
+          f"a list of architectures, got {multi!r}")
+    for key, arch in ([("student", d["student"])] + ([("teacher", d["teacher"])]
+                      if "teacher" in d else []) + [("multi_teachers", a) for a in multi or []]):
+        try:
+            check_arch_name(arch)
+        except UserError as exc:
+            raise UserError(f"config key '{where}.{key}': {exc}") from None
 
 
 def _check_convex(methods: list[MethodSpec], n_teachers: list[int], protocol: str,
@@ -378,9 +470,13 @@ def plan(config: dict) -> Plan:
     t_labels = _teacher_labels(config.get("teacher_labels", "noisy"), "teacher_labels")
     t_ckpt = config.get("teacher_checkpoint", "last")
     _need(t_ckpt in ("last", "best_val"), "teacher_checkpoint", f"last or best_val, got {t_ckpt!r}")
+    _need(isinstance(config.get("runtime") or {}, dict), "runtime",
+          f"a mapping of runtime keys, got {config.get('runtime')!r}")
     runtime = {**RUNTIME_DEFAULTS, **(config.get("runtime") or {})}
     unknown = set(runtime) - set(RUNTIME_DEFAULTS)
     _need(not unknown, "runtime", f"unknown key(s) {', '.join(sorted(unknown))}")
+    _need(isinstance(runtime["device"], str) and DEVICE_PATTERN.fullmatch(runtime["device"]),
+          "runtime.device", f"{DEVICES}, got {runtime['device']!r}")
     per_job = config.get("seeds_per_job", 1)
     _need(isinstance(per_job, int) and per_job >= 1, "seeds_per_job", "an integer >= 1")
     pack = config.get("pack_methods", False)
@@ -405,6 +501,7 @@ def plan(config: dict) -> Plan:
     for d in datasets:
         name = d["name"]
         _need("student" in d, f"datasets[{name}]", "needs 'student' (an architecture)")
+        _check_archs(d, f"datasets[{name}]")
         protocol = d.get("protocol", top_protocol)
         _need(protocol in PROTOCOLS, f"datasets[{name}].protocol",
               f"one of {', '.join(PROTOCOLS)}, got {protocol!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,9 +189,10 @@ def read_labels(path: str | Path) -> LabelsFile:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path}: not a readable labels file: {exc}") from None
-    if meta.get("format") != "noisykd-labels":
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        why = "empty file" if isinstance(exc, EOFError) else exc
+        raise UserError(f"{path}: not a readable labels file: {why}") from None
+    if not isinstance(meta, dict) or meta.get("format") != "noisykd-labels":
         raise UserError(f"{path}: not a NoisyKD labels file")
     if meta.get("schema_version") != LABELS_SCHEMA_VERSION:
         raise UserError(f"{path}: labels schema {meta.get('schema_version')}, this code reads "

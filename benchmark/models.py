@@ -14,11 +14,19 @@ Knows nothing of losses or training.
 from __future__ import annotations
 
 import math
-import re
 
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .archnames import (
+    CIFAR_RESNET_DEPTHS,
+    MLP_RE,
+    MLP_SIZES,
+    SMALL_BASES,
+    SMALL_RE,
+    UNKNOWN,
+    WRN_SIZES,
+)
 from .errors import UserError
 
 # ---- CIFAR ResNets (He et al. 2016), as in the ALM-KD authors' resnet_cifar.py -----------
@@ -207,10 +215,6 @@ def register_timm():
     return timm
 
 
-CIFAR_RESNET_DEPTHS = (8, 14, 20, 26, 32, 44, 56, 110)
-WRN_SIZES = ((16, 1), (16, 2), (16, 4), (16, 8), (28, 10), (40, 1), (40, 2), (40, 4))
-MLP_SIZES = (32, 50, 64, 80, 100, 128, 256, 512)
-
 for _d in CIFAR_RESNET_DEPTHS:
     _register(f"cifar_resnet{_d}", lambda d=_d, **kw: CifarResNet(d, **kw))
 for _d, _w in WRN_SIZES:
@@ -239,12 +243,11 @@ def _small(base: str):
     return build
 
 
-for _base in ("resnet18", "resnet34", "resnet50"):
+for _base in SMALL_BASES:
     _register(f"small_{_base}", _small(_base))
 
 
-_MLP_RE = re.compile(r"^mlp_(\d+)$")
-_SMALL_RE = re.compile(r"^small_(.+)$")
+_MLP_RE, _SMALL_RE = MLP_RE, SMALL_RE
 
 
 def ensure_registered(arch: str) -> None:
@@ -262,8 +265,7 @@ def check_arch(arch: str, input_shape: tuple[int, ...]) -> None:
     """Fail before any work when ``arch`` does not exist or cannot take these inputs."""
     ensure_registered(arch)
     if arch not in _BUILDERS and not register_timm().is_model(arch):
-        raise UserError(f"unknown architecture {arch!r}: not a suite model (cifar_resnet8..110, "
-                        "wrn_<depth>_<width>, mlp_<hidden>, small_<timm resnet>) nor a timm model")
+        raise UserError(f"unknown architecture {arch!r}: {UNKNOWN}")
     if len(input_shape) == 1 and not _MLP_RE.match(arch):
         raise UserError(f"architecture {arch!r} needs image inputs; tabular data need mlp_<hidden>")
 

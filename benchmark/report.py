@@ -4,7 +4,9 @@
 metric the common-seed summary, the declared comparisons with their markers and minimum
 detectable difference, the aggregate verdicts and the ranks. ``write_report`` checks
 completeness first (a duplicate, or any problem under ``--strict``, stops it before a file is
-written), names each kind of problem in one line on stderr, then writes the files.
+written), names each kind of problem in one line on stderr, reads every other input (a
+metrics.json, alpha_summary.json or labels file it cannot read stops it, naming the file,
+before a file is written: benchmark/run_metrics.py), then writes the files.
 """
 
 from __future__ import annotations
@@ -178,7 +180,18 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
                         + " (details: run without --strict and read tables/completeness.md)")
     for line in problems:
         print(f"noisykd report: {line}", file=sys.stderr)
+    if comp.plan.runs is None:
+        print(f"noisykd report: no plan ({completeness_mod.PLAN_FILE} does not exist): the "
+              "tables use every finished run found, and what is missing is not known",
+              file=sys.stderr)
     runs = comp.included
+    # every input is read (and checked: a file it cannot read is one line naming it) before
+    # the first file is written, so that one bad input rewrites no table
+    teachers = collect_teachers(results)
+    labels = sorted(results.glob("labels/*/*/seed*.npz"))
+    label_noise = (labels_summary_markdown(labels) if labels
+                   else "# Label noise\n\nNo labels files.\n")
+    refreshes, bins = alpha_summary.load(results)  # read once: table and figures
     written: list[Path] = []
 
     def put(path: Path, text: str) -> None:
@@ -186,14 +199,12 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
         written.append(path)
 
     put(tdir / "completeness.md", completeness_mod.markdown(comp, len(found), _markdown))
-    labels = sorted(results.glob("labels/*/*/seed*.npz"))
-    put(tdir / "label_noise.md", labels_summary_markdown(labels) if labels
-        else "# Label noise\n\nNo labels files.\n")
+    put(tdir / "label_noise.md", label_noise)
 
     setup_ids = set(runs["setup_id"]) | {Path(r).parts[3] for r in comp.plan.runs or []}
     wanted = report_kinds(setup_ids)
     a = analyse(runs, comp.plan.alm, comp.plan.baselines, setups=wanted)
-    context = teacher_context(runs, collect_teachers(results))
+    context = teacher_context(runs, teachers)
     mixed = comp.mixed_cells()
     subsets = train_subsets(runs)
     for metric in METRICS:
@@ -210,7 +221,6 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
     put(tdir / "verdicts.csv", a.verdicts.to_csv(index=False, float_format="%.6g"))
     put(tdir / "verdicts.md", _verdicts_markdown(a.verdicts))
     put(tdir / "ranks.md", _ranks_markdown(a))
-    refreshes, bins = alpha_summary.load(results)  # read once: table and figures
     alpha = alpha_summary.alpha_table(refreshes)
     put(tdir / "alpha.csv", alpha.to_csv(index=False, float_format="%.6g"))
     put(tdir / "alpha.md", _alpha_markdown(alpha))

@@ -9,6 +9,7 @@ the ``ce`` student's initial weights even though both have the same architecture
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import io
@@ -24,6 +25,18 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+
+def _process_umask() -> int:
+    """The process's umask (read by setting it and setting it back, once, at import)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: files are written with the mode a plain ``open`` would give them (0644 under the usual
+#: umask 022), not mkstemp's 0600, so that a shared cluster's group can read the results
+FILE_MODE = 0o666 & ~_process_umask()
 
 # Fixed timestamp for zip entries: np.savez stamps the current time, which would make two
 # labels files of the same inputs differ in bytes.
@@ -48,7 +61,8 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     A killed or failing writer leaves at most a ``.tmp`` file, never a half-written file
-    under the final name that a workflow would take for finished. ``durable`` also flushes
+    under the final name that a workflow would take for finished. The file gets the
+    umask's mode (``FILE_MODE``), as ``open`` would give it. ``durable`` also flushes
     the data to disk before the rename (safe against a power cut, at a few milliseconds per
     file); the per-epoch log, rewritten every epoch and rebuilt on resume, skips it.
     """
@@ -58,7 +72,17 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)
+        try:
+            yield tmp_path
+        except OSError:
+            raise
+        except Exception as exc:
+            # a writer that hides the disk's error behind its own (torch.save: "file write
+            # failed") on a full disk: say what it was
+            if _disk_full(path.parent):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+            raise
         if durable:
             with open(tmp_path, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -66,6 +90,15 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _disk_full(folder: Path, below: int = 1 << 20) -> bool:
+    """Whether the file system of ``folder`` has less than ``below`` bytes free for us."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < below
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:

@@ -84,9 +84,18 @@ def _teacher_info(tdir: Path, which: str, req: RunRequest, lf: LabelsFile) -> di
         if not p.is_file():
             raise UserError(f"teacher {tdir}: {p.name} missing (train it with `noisykd teacher`)")
     m = read_metrics(metrics_path)
-    spec = m.get("spec", {})
-    if m.get("kind") != "teacher":
+    if not isinstance(m, dict) or m.get("kind") != "teacher":
         raise UserError(f"{metrics_path}: not a teacher's metrics")
+    spec = m.get("spec")
+    for key, value, kind in (("spec", spec, dict),
+                             ("spec.arch", (spec or {}).get("arch") if isinstance(spec, dict)
+                              else None, str),
+                             ("config_hash", m.get("config_hash"), str)):
+        if not isinstance(value, kind):
+            raise UserError(f"{metrics_path}: teacher metrics without a valid {key!r} "
+                            f"(got {value!r}); retrain the teacher or restore its files")
+    if not isinstance(spec.get("labels", {}), dict):
+        raise UserError(f"{metrics_path}: teacher metrics with a malformed 'spec.labels'")
     if spec.get("dataset") != req.dataset or \
             spec.get("labels", {}).get("dataset_fingerprint") != lf.meta["dataset_fingerprint"]:
         raise UserError(f"teacher {tdir} was trained on {spec.get('dataset')}, not on "

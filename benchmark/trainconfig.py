@@ -6,6 +6,8 @@ compilation, or how often to checkpoint, resumes the same run rather than starti
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, fields
 
 from .errors import UserError
@@ -16,6 +18,30 @@ AUGMENTS = ("auto", "none", "crop", "crop_flip")
 # torch.compile modes; reduce-overhead adds CUDA graphs (what small models need on a GPU,
 # where kernel launches, not arithmetic, bound a step)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# what benchmark.engine.resolve_device is given: auto (cuda if available, else cpu) or a
+# torch device name of these forms
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _integral(v) -> bool:  # 150 or 150.0 (what a JSON schema calls an integer), never True
+    return _int(v) or (isinstance(v, float) and v.is_integer())
+
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _bool(v) -> bool:
+    return isinstance(v, bool)
+
+
+def _str(v) -> bool:
+    return isinstance(v, str)
 
 
 @dataclass(frozen=True)
@@ -45,35 +71,46 @@ class TrainConfig:
                     "schedule", "milestones", "gamma", "augment", "protocol")
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        ms = self.milestones
+        if isinstance(ms, (list, tuple)) and all(_integral(m) for m in ms):
+            object.__setattr__(self, "milestones", tuple(int(m) for m in ms))
+        else:
+            raise UserError(f"training key 'milestones' must be a list of integers, got {ms!r}")
+        # each check runs only on a value of the right type (a bool is no number here)
         checks = [
-            (isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1"),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
-             "an integer >= 1"),
-            (self.lr > 0, "lr", "> 0"),
-            (0 <= self.momentum < 1, "momentum", "in [0, 1)"),
-            (self.weight_decay >= 0, "weight_decay", ">= 0"),
-            (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}"),
-            (list(self.milestones) == sorted(set(self.milestones)) and
-             all(m > 0 for m in self.milestones), "milestones", "strictly increasing, > 0"),
-            (0 < self.gamma <= 1, "gamma", "in (0, 1]"),
-            (self.augment in AUGMENTS, "augment", f"one of {', '.join(AUGMENTS)}"),
-            (self.protocol in PROTOCOLS, "protocol", f"one of {', '.join(PROTOCOLS)}"),
-            (self.amp in ("auto", "on", "off"), "amp", "auto, on or off"),
-            (self.channels_last in ("auto", "on", "off"), "channels_last", "auto, on or off"),
-            (self.compile_mode in COMPILE_MODES, "compile_mode",
+            ("epochs", _int, lambda v: v >= 1, "an integer >= 1"),
+            ("batch_size", _int, lambda v: v >= 1, "an integer >= 1"),
+            ("lr", _real, lambda v: v > 0, "> 0 (a number)"),
+            ("momentum", _real, lambda v: 0 <= v < 1, "in [0, 1) (a number)"),
+            ("nesterov", _bool, None, "true or false"),
+            ("weight_decay", _real, lambda v: v >= 0, ">= 0 (a number)"),
+            ("schedule", _str, lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+            ("milestones", None, lambda v: list(v) == sorted(set(v)) and all(m > 0 for m in v),
+             "strictly increasing, > 0"),
+            ("gamma", _real, lambda v: 0 < v <= 1, "in (0, 1] (a number)"),
+            ("augment", _str, lambda v: v in AUGMENTS, f"one of {', '.join(AUGMENTS)}"),
+            ("protocol", _str, lambda v: v in PROTOCOLS, f"one of {', '.join(PROTOCOLS)}"),
+            ("device", _str, DEVICE_PATTERN.fullmatch, DEVICES),
+            ("amp", _str, lambda v: v in ("auto", "on", "off"), "auto, on or off"),
+            ("channels_last", _str, lambda v: v in ("auto", "on", "off"), "auto, on or off"),
+            ("compile", _bool, None, "true or false"),
+            ("compile_mode", _str, lambda v: v in COMPILE_MODES,
              f"one of {', '.join(COMPILE_MODES)}"),
-            (self.checkpoint_every >= 1, "checkpoint_every", ">= 1"),
-            (self.eval_batch_size >= 1, "eval_batch_size", ">= 1"),
+            ("checkpoint_every", _int, lambda v: v >= 1, ">= 1 (an integer)"),
+            ("eval_batch_size", _int, lambda v: v >= 1, ">= 1 (an integer)"),
+            ("keep_checkpoint", _bool, None, "true or false"),
         ]
-        for ok, key, want in checks:
-            if not ok:
-                raise UserError(f"training key {key!r} must be {want}, got {getattr(self, key)!r}")
+        for key, kind, ok, want in checks:
+            value = getattr(self, key)
+            if (kind is not None and not kind(value)) or (ok is not None and not ok(value)):
+                raise UserError(f"training key {key!r} must be {want}, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        if not isinstance(values, dict):
+            raise UserError(f"training keys must be a mapping of key to value, got {values!r}")
         known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
+        unknown = {str(k) for k in values} - known
         if unknown:
             raise UserError(f"unknown training key(s): {', '.join(sorted(unknown))}")
         return cls(**values)

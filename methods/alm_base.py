@@ -30,18 +30,7 @@ class AdaptiveMixing(Method):
         if cfg is not None and cfg.epochs <= hp["meta_start"]:
             raise UserError(f"method {self.name!r}: epochs ({cfg.epochs}) must exceed meta_start "
                             f"({hp['meta_start']}), or the weights are never learned")
-        for key in ("meta_every", "meta_chunk", "meta_val_batch", "meta_steps"):
-            ok = isinstance(hp[key], int) and hp[key] >= 1
-            if not ok and not (key == "meta_val_batch" and hp[key] is None):
-                raise UserError(f"method {self.name!r}: {key} must be an integer >= 1"
-                                + (" or null (the whole validation set)"
-                                   if key == "meta_val_batch" else ""))
-        if hp["refresh_mode"] not in ("eval", "train"):
-            raise UserError(f"method {self.name!r}: refresh_mode must be eval or train, got "
-                            f"{hp['refresh_mode']!r}")
-        if not 0.0 <= float(hp["meta_train_share"]) <= 1.0:
-            raise UserError(f"method {self.name!r}: meta_train_share must be in [0, 1], got "
-                            f"{hp['meta_train_share']!r}")
+        # every value's type and range: checked when the method was built (hparams.py)
         self.ctx = ctx
         self.batch_size = hp["meta_batch"] or (cfg.batch_size if cfg is not None else 128)
         gen = torch.Generator().manual_seed(derive_seed(ctx.seed, "alm_init"))

@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, jvp, replace_all_batch_norm_modules_
 
-from benchmark.errors import UserError
 from benchmark.runinfo import derive_seed
 
 from .alm_refresh import refresh_due, refresh_plan, teacher_diagnostics
@@ -110,16 +109,7 @@ class ALMKDFull(ALMKD):
     hparam_defaults = HPARAM_DEFAULTS["almkd_full"]
 
     def setup(self, ctx):
-        super().setup(ctx)
-        if self.hparams["schedule"] not in ("every_step", "almkd"):
-            raise UserError("almkd_full: schedule must be every_step or almkd, got "
-                            f"{self.hparams['schedule']!r}")
-        if self.hparams["hypergrad"] not in ("double_backward", "jvp"):
-            raise UserError("almkd_full: hypergrad must be double_backward or jvp, got "
-                            f"{self.hparams['hypergrad']!r}")
-        if self.hparams["meta_train_share"] or self.hparams["refresh_mode"] != "eval":
-            raise UserError("almkd_full: meta_train_share and refresh_mode belong to the "
-                            "last-layer refresh; its exact look-ahead has neither")
+        super().setup(ctx)  # schedule, hypergrad and the rest: checked when built (hparams.py)
         self.stats_free = stats_free_copy(ctx.extras["model"])
         self.epoch = 0  # on_epoch_start sets it and the epoch's validation generator
         # every_step: teacher diagnostics gathered from the training steps themselves, so each

@@ -45,6 +45,10 @@ class Method:
     hparam_defaults: dict[str, Any] = {}
 
     def __init__(self, **hparams):
+        from .hparams import HPARAM_RULES, check_hparams
+
+        if self.name in HPARAM_RULES:  # every key and value, with the planner's own check
+            check_hparams(self.name, hparams)
         unknown = set(hparams) - set(self.hparam_defaults)
         if unknown:
             raise UserError(f"method {self.name!r}: unknown hyper-parameter(s) "

@@ -1,8 +1,17 @@
-"""Every method's hyper-parameters and defaults, importable without torch.
+"""Every method's hyper-parameters, their defaults and allowed values, importable without torch.
 
-The planner checks a config's method hyper-parameters against this table before any job
-starts; each method class takes its defaults from here, so there is one source of truth.
+The planner checks a config's method hyper-parameters against these tables before any job
+starts (``benchmark/grid.py``), the CLI checks ``--hparam`` values and ``train-runs`` specs
+before any training, and every method checks its own when it is built: all through
+``check_hparams``. Each method class takes its defaults from here, so there is one source of
+truth. ``HPARAM_DEFAULTS`` holds the defaults, ``HPARAM_RULES`` what each key accepts.
 """
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
 
 # The refresh shared by every ALM method (methods/alm_refresh.py). Defaults: the authors'
 # released code (durgas16/AMAL @ 6c4764b, KD/LearnMultiLambdaMeta.py).
@@ -44,3 +53,148 @@ HPARAM_DEFAULTS = {
     "almkd_full": {**ALM_DEFAULTS, "schedule": "every_step", "full_steps": 1,
                    "full_val_batch": 128, "hypergrad": "jvp"},
 }
+
+
+# ---- allowed values ------------------------------------------------------------------------
+# A bool is never a number here (YAML's true / false are no temperature), and a number is
+# finite. Values are checked, never converted: a run's spec keeps what the user gave.
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class Real:
+    """A finite number in an interval (int or float); ``none``: what null means, if allowed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    none: str | None = None
+    text: str | None = None  # the allowed values in words, when the interval says too little
+
+    def ok(self, v) -> bool:
+        if v is None:
+            return self.none is not None
+        if not _number(v):
+            return False
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        return self.high is None or (v < self.high if self.high_open else v <= self.high)
+
+    def allowed(self, key: str) -> str:
+        if self.text:
+            return f"{key} {self.text}"
+        if self.low is not None and self.high is not None:
+            rng = (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                   f"{')' if self.high_open else ']'}")
+        elif self.low is not None:
+            rng = f"{'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            rng = f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"{key} {rng} (a number)" + (f" or null ({self.none})" if self.none else "")
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer >= ``low`` (not a bool, not a float); ``none``: what null means, if allowed."""
+
+    low: int = 1
+    none: str | None = None
+
+    def ok(self, v) -> bool:
+        if v is None:
+            return self.none is not None
+        return isinstance(v, int) and not isinstance(v, bool) and v >= self.low
+
+    def allowed(self, key: str) -> str:
+        return (f"{key} >= {self.low} (an integer)"
+                + (f" or null ({self.none})" if self.none else ""))
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+    def ok(self, v) -> bool:
+        return isinstance(v, str) and v in self.values
+
+    def allowed(self, key: str) -> str:
+        return f"{key} one of {', '.join(self.values)}"
+
+
+# What each key means and accepts (read with methods/alm_base.py, alm_refresh.py, almkd_full.py)
+ALM_RULES = {
+    "T": Real(0, low_open=True),  # distillation temperature
+    "kd_share": Real(0, 1),  # initial KD share a (CE weight 1 - a)
+    "meta_start": Int(0),  # first refresh epoch (epochs count from 0)
+    "meta_every": Int(1),  # epochs between refreshes
+    "meta_chunk": Int(1),  # training batches per refresh chunk
+    "meta_batch": Int(1, none="the training batch size"),
+    "meta_val_batch": Int(1, none="the whole validation set, once per refresh"),
+    "meta_steps": Int(1),  # meta gradient steps per chunk
+    "meta_lr": Real(0, low_open=True),  # meta step size
+    "meta_train_share": Real(0, 1),  # share of the chunk's training CE in the meta objective
+    "refresh_mode": Choice(("eval", "train")),  # the student's mode in the refresh
+}
+
+HPARAM_RULES = {
+    "ce": {},
+    "kd": {"T": Real(0, low_open=True), "kd_weight": Real(0, 1)},
+    # alpha: null by default, and every run needs one (a grid's `alphas` sets it per run)
+    "fixed_alpha": {"T": Real(0, low_open=True), "alpha": Real(0, 1)},
+    "almkd": ALM_RULES,
+    "amal": ALM_RULES,
+    "almkd_v1": {k: v for k, v in ALM_RULES.items() if k != "kd_share"},
+    "almkd_full": {
+        **ALM_RULES,
+        # its exact look-ahead draws validation batches of meta_val_batch (schedule almkd):
+        # no whole-set option; the last-layer refresh's training share and mode do not exist
+        "meta_val_batch": Int(1),
+        "meta_train_share": Real(0, 0, text="= 0 (the exact look-ahead has no training share)"),
+        "refresh_mode": Choice(("eval",)),
+        "schedule": Choice(("every_step", "almkd")),
+        "full_steps": Int(1),  # meta steps per training batch (schedule every_step)
+        "full_val_batch": Int(1),  # validation batch of each meta step (every_step)
+        "hypergrad": Choice(("double_backward", "jvp")),
+    },
+}
+
+
+NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _got(value) -> str:
+    """The value as the message shows it, with why a number written as text is text."""
+    if isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()):
+        why = ("YAML reads 1e3 as text: write 1.0e3" if re.search("[eE]", value)
+               else "text, not a number")
+        return f"{value!r} ({why})"
+    return repr(value)
+
+
+def check_hparams(method: str, hparams, *, complete: bool = True) -> None:
+    """Refuse, in one line naming the method, key, value and allowed values, a method name
+    that does not exist, a hyper-parameter the method does not have, or a value outside its
+    range. ``complete``: also refuse a key left at a null default that a run needs (alpha of
+    fixed_alpha); the planner passes False only where it sets that key itself."""
+    from benchmark.errors import UserError
+
+    if method not in HPARAM_RULES:
+        raise UserError(f"unknown method {method!r}; known: {', '.join(HPARAM_RULES)}")
+    if not isinstance(hparams, dict):
+        raise UserError(f"method {method!r}: hyper-parameters must be a mapping of name to "
+                        f"value, got {hparams!r}")
+    rules = HPARAM_RULES[method]
+    unknown = sorted(str(k) for k in hparams if k not in rules)
+    if unknown:
+        raise UserError(f"method {method!r}: unknown hyper-parameter(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(sorted(rules)) or 'none'}")
+    values = {**HPARAM_DEFAULTS[method], **hparams} if complete else hparams
+    for key, value in values.items():
+        if not rules[key].ok(value):
+            given = "" if key in hparams else " (its default: a run must set it)"
+            raise UserError(f"method {method!r}: needs hyper-parameter "
+                            f"{rules[key].allowed(key)}, got {_got(value)}{given}")

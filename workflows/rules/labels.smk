@@ -3,10 +3,14 @@
 # shared by every teacher and student of that seed.
 
 
+from benchmark.shellquote import quote_always
+
+
 def _path_args(cfg):
+    """Path options from the config, each quoted for the shell (a config value never runs)."""
     args = []
     if cfg.get("data_root"):
-        args.append(f"--data-root {cfg['data_root']!r}")
+        args.append(f"--data-root {quote_always(cfg['data_root'])}")
     return " ".join(args)
 
 
@@ -38,7 +42,8 @@ rule labels:
         # keeps the params (and Snakemake's params trigger) it always had
         paths=lambda wc: " ".join(filter(None, [_path_args(config),
                                                 grid.train_subset_arg(config, wc.dataset)])),
-        cifar_n=f"--cifar-n-dir {config['cifar_n_dir']!r}" if config.get("cifar_n_dir") else "",
+        cifar_n=(f"--cifar-n-dir {quote_always(config['cifar_n_dir'])}"
+                 if config.get("cifar_n_dir") else ""),
         val_fraction=lambda wc: grid.val_fraction_of(config, wc.dataset),
     threads: 1
     priority: 1  # upstream of teachers and students: first

@@ -3,6 +3,7 @@
 # training nothing.
 
 from benchmark.completeness import plan_payload
+from benchmark.shellquote import quote_always
 
 
 def _in_report(path):
@@ -51,10 +52,10 @@ rule report:
         f"{PLAN.root}/logs/report.log",
     localrule: True
     shell:
-        f"noisykd report --results {PLAN.root} > {{log}} 2>&1" + SHOW_LOG
+        f"noisykd report --results {quote_always(PLAN.root)} > {{log}} 2>&1" + SHOW_LOG
 
 
 rule tables:
     localrule: True
     shell:
-        f"noisykd report --results {PLAN.root}"
+        f"noisykd report --results {quote_always(PLAN.root)}"
