@@ -50,8 +50,8 @@ except UserError as exc:
 # The console tells the story: a job prints its log's last line (train-runs ends with a
 # one-line summary), and a failed job prints the lines of its log that say why
 # (benchmark/jobconsole.py; training jobs do both in workflows/scripts/train_runs.py).
-SHOW_ERROR = " || noisykd job-failed {rule} {log}"
-SHOW_LOG = " && tail -n 1 {log}" + SHOW_ERROR
+SHOW_ERROR = " || noisykd job-failed {rule} {log:q}"
+SHOW_LOG = " && tail -n 1 {log:q}" + SHOW_ERROR
 
 wildcard_constraints:
     dataset=r"[a-z0-9_]+",

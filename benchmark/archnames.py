@@ -41,9 +41,9 @@ def is_known(arch: str) -> bool:
     name that is not the suite's)."""
     if arch in SUITE_NAMES:
         return True
-    if m := MLP_RE.match(arch):
+    if m := MLP_RE.fullmatch(arch):
         return int(m[1]) >= 1
-    if m := SMALL_RE.match(arch):
+    if m := SMALL_RE.fullmatch(arch):
         return _timm_has(m[1])
     return _timm_has(arch)
 
@@ -56,6 +56,6 @@ def check_arch_name(arch, tabular: bool = False) -> None:
         raise UserError(f"architecture must be a model name, got {arch!r}")
     if not is_known(arch):
         raise UserError(f"unknown architecture {arch!r}: {UNKNOWN}")
-    if tabular and not MLP_RE.match(arch):
+    if tabular and not MLP_RE.fullmatch(arch):
         raise UserError(f"architecture {arch!r} needs image inputs; tabular data need "
                         "mlp_<hidden>")

@@ -54,7 +54,7 @@ from pathlib import Path, PurePosixPath
 from . import alpha_summary, run_metrics, studylog
 from .errors import UserError
 from .grid import labels_path
-from .runinfo import atomic_path, file_sha256, spec_hash
+from .runinfo import FILE_MODE, atomic_path, file_sha256, spec_hash
 from .scores import base_method
 
 FORMAT = "noisykd-bundle"
@@ -225,7 +225,6 @@ def export(results: Path, out: Path, filters: Filters = Filters(), with_teachers
         _add_bytes(tar, MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
         for rel in sorted(entries):
             _add_bytes(tar, rel, payload[rel])
-    os.chmod(out, 0o644)
     return manifest
 
 
@@ -402,9 +401,15 @@ def _guarded_tarinfo() -> type:
     state = {"chain": 0, "bytes": 0, "global": 0}
 
     class Guarded(tarfile.TarInfo):
+        def _proc_gnusparse_10(self, next, pax_headers, tarfile):  # noqa: A002 (tarfile's)
+            # a pax GNU.sparse 1.0 map is read from the data area with no bound: refused
+            raise _HeaderRefused(f"a GNU sparse (pax 1.0) member at byte {next.offset}, refused")
+
         @classmethod
         def frombuf(cls, buf, encoding, errors):
             obj = super().frombuf(buf, encoding, errors)
+            if obj.size < 0:  # tarfile would seek backwards and read the archive again
+                raise _HeaderRefused(f"a header with a negative size ({obj.size}), refused")
             kind = _META_TYPES.get(obj.type)
             if kind is None:
                 if obj.type == tarfile.GNUTYPE_SPARSE:
@@ -470,7 +475,7 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, keep: bool,
             try:
                 out.flush()
                 os.fsync(out.fileno())
-                os.fchmod(out.fileno(), 0o644)
+                os.fchmod(out.fileno(), FILE_MODE)  # the umask's mode, as atomic_path
             except OSError as exc:
                 raise _WriteFailed(dest, exc) from None
     finally:
@@ -492,7 +497,7 @@ def _scan(path: Path, limits: Limits, plan=None) -> tuple[dict, dict[str, _Membe
     problems: list[str] = []
     files: dict[str, _Member | None] = {}
     manifest, refused, stage, todo, listed = None, set(), None, set(), {}
-    count = seen = 0
+    count = seen = last_end = 0
     stopped = True  # until the archive is read to its end
     try:
         tar = tarfile.open(path, "r:gz", tarinfo=_guarded_tarinfo())
@@ -521,6 +526,11 @@ def _scan(path: Path, limits: Limits, plan=None) -> tuple[dict, dict[str, _Membe
                         stage, todo = plan(manifest)
                     continue
                 name = _shown(member.name)
+                if member.size < 0 or member.offset < last_end:  # never backwards
+                    problems.insert(0, f"{name}: a member that starts before the previous "
+                                    "one ended; stopped reading")
+                    break
+                last_end = member.offset_data + member.size
                 if count > len(listed) + MAX_EXTRA_MEMBERS + 1:
                     problems.insert(0, f"more than {MAX_EXTRA_MEMBERS} members beyond the "
                                     f"{len(listed)} listed; stopped reading")
@@ -586,6 +596,18 @@ def read_bundle(path: Path, limits: Limits = Limits()) -> tuple[dict, dict]:
     return _scan(path, limits)
 
 
+def _invocation_problems(e: dict) -> list[str]:
+    """What ``bundle verify`` could not print of one invocation record."""
+    out = []
+    for key, kinds in (("wall_time_s", (int, float)), ("trained_now", (int,)),
+                       ("command", (str,)), ("started", (str,)), ("git", (dict,)),
+                       ("host", (dict,))):
+        v = e.get(key)
+        if v is not None and (not isinstance(v, kinds) or isinstance(v, bool)):
+            out.append(f"{key} is {type(v).__name__}, not {kinds[0].__name__}")
+    return out
+
+
 def _check(manifest: dict, files: dict[str, _Member | None], refused=frozenset()) -> list[str]:
     problems = []
     listed = manifest["files"]
@@ -602,6 +624,9 @@ def _check(manifest: dict, files: dict[str, _Member | None], refused=frozenset()
     log = manifest.get("invocations", [])
     if not isinstance(log, list) or not all(isinstance(e, dict) for e in log):
         problems.append("manifest.json: invocations is not a list of records")
+    else:
+        problems += [f"manifest.json: invocations[{i}]: {why}" for i, e in enumerate(log)
+                     for why in _invocation_problems(e)]
     records = {r["path"]: r for r in manifest["runs"]}
     for rel, member in sorted(files.items()):
         if member is None or member.data is None:

@@ -35,6 +35,10 @@ def _add_labels(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="labels file to write (.npz)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="clean validation share of the training pool (default 0.1)")
+    p.add_argument("--select-fraction", type=float, metavar="F",
+                   help="carve a clean selection split of F x the pool (epoch and alpha "
+                        "selection only; no method trains on it); default: none, the "
+                        "validation (meta) split also selects")
     p.add_argument("--train-subset", type=int, metavar="N",
                    help="train on a stratified subset of N examples of the training split "
                         "(seeded by --seed; the validation and test sets are unchanged)")
@@ -56,7 +60,8 @@ def _run_labels(args) -> None:
                      include_true=args.include_true)
     req = LabelsRequest(args.dataset, spec, args.seed, val_fraction=args.val_fraction,
                         data_root=args.data_root, download=args.download,
-                        cifar_n_dir=args.cifar_n_dir, train_subset=args.train_subset)
+                        cifar_n_dir=args.cifar_n_dir, train_subset=args.train_subset,
+                        select_fraction=args.select_fraction)
     meta = write_labels(req, args.out)
     if not args.quiet:
         print_summary(meta)

@@ -32,12 +32,15 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UserError
-from .grid import ALM_METHODS, BASELINE_METHODS, METHOD_NAMES
+from .grid import ALM_METHODS, BASELINE_METHODS, CLEAN_BUDGET_BASELINES, METHOD_NAMES
 from .scores import base_method
 
 CELL_KEYS = ["dataset", "noise_id", "setup"]
-# the order the tables list declared baselines: the strongest competitor first
-BASELINE_ORDER = ("kd", "fixed_alpha", "ce")
+# the order the tables list declared baselines: the strongest competitor first, then the
+# clean-budget baselines (the same clean data as the ALM methods), then any other baseline in
+# the order methods/hparams.py lists it (a new baseline is never silently left uncompared)
+BASELINE_ORDER = ("kd", "fixed_alpha", "ce") + CLEAN_BUDGET_BASELINES
+BASELINE_ORDER += tuple(m for m in BASELINE_METHODS if m not in BASELINE_ORDER)
 PLAN_FILE = "expected_runs.json"
 
 

@@ -58,9 +58,17 @@ def n_refreshes(epochs: int, meta_start: int, meta_every: int) -> int:
 
 
 def method_factor(method: str, hparams: dict, epochs: int, students: dict) -> float:
-    """A run's training cost relative to kd with the same teachers (1 for ce, kd, fixed_alpha)."""
+    """A run's training cost relative to kd with the same teachers (1 for ce, kd, fixed_alpha
+    and the clean-budget baselines; l2rw and mwnet as almkd_full per step)."""
     from methods.hparams import HPARAM_DEFAULTS
 
+    if method in ("l2rw", "mwnet"):  # a look-ahead every step: priced as almkd_full's
+        per_step = students.get("almkd_full_over_kd_per_step")
+        if per_step is None:
+            raise UserError("--estimate: the perf results have no almkd_full cost (which "
+                            f"prices {method}'s look-ahead); run `noisykd perf` without "
+                            "--no-students")
+        return per_step
     if method not in ALM_METHODS:
         return 1.0
     hp = {**HPARAM_DEFAULTS[method], **hparams}

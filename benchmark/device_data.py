@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -53,15 +54,26 @@ def crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> to
     return x
 
 
+#: what a run trains on: the training split (noisy labels unless a teacher trains on the
+#: clean ones), the meta split alone (clean labels), or both (ce_union, kd_union)
+TRAIN_SETS = ("train", "meta", "union")
+
+
 class DeviceData:
-    """Train/val/test tensors of one labels file on one device."""
+    """Train/val/select/test tensors of one labels file on one device. ``val`` is the meta
+    split (clean data a method may train on; alias ``meta``), ``select`` the selection split
+    (the meta split itself when the labels file has none)."""
 
     def __init__(self, record: DatasetRecord, labels: LabelsFile, device: torch.device,
                  augment: str = "auto", train_labels: str = "noisy",
-                 channels_last: bool = False, raw_features: bool = False):
+                 channels_last: bool = False, raw_features: bool = False,
+                 train_set: str = "train"):
         labels.check_dataset(record)
         if train_labels not in ("noisy", "clean"):
             raise UserError(f"train_labels must be noisy or clean, got {train_labels!r}")
+        if train_set not in TRAIN_SETS:
+            raise UserError(f"train_set must be one of {', '.join(TRAIN_SETS)}, got "
+                            f"{train_set!r}")
         a = labels.arrays
         self.device = device
         self.record = record
@@ -81,6 +93,33 @@ class DeviceData:
         self.y_train = self.y_noisy if train_labels == "noisy" else self.y_clean
         self.y_val = to(a["val_labels"])
         self.y_test = to(a["test_labels"])
+        # the selection split (epoch and alpha selection only); without one in the labels
+        # file, the meta split ("val") selects too: the shared set
+        self.shared_selection = "select_idx" not in a
+        if self.shared_selection:
+            self.x_select, self.y_select = self.x_val, self.y_val
+        else:
+            self.x_select = self._inputs(pool_x[a["select_idx"]])
+            self.y_select = to(a["select_labels"])
+        # which examples a step trains on (benchmark/methods: a method's ``train_set``):
+        # the training split with its labels, the meta split alone with its clean labels, or
+        # their union; ``train_is_clean`` marks the examples whose label is a clean one
+        n_meta = len(self.y_val)
+        self.train_set = train_set
+        self.train_is_clean = torch.zeros(len(self.y_train), dtype=torch.bool, device=device)
+        if train_set == "meta":
+            self.train_idx = a["val_idx"]
+            self.x_train, self.y_train = self.x_val, self.y_val
+            self.y_noisy = self.y_clean = self.y_val
+            self.train_is_clean = torch.ones(n_meta, dtype=torch.bool, device=device)
+        elif train_set == "union":
+            self.train_idx = np.concatenate([a["train_idx"], a["val_idx"]])
+            self.x_train = torch.cat([self.x_train, self.x_val])
+            self.y_train = torch.cat([self.y_train, self.y_val])
+            self.y_noisy = torch.cat([self.y_noisy, self.y_val])
+            self.y_clean = torch.cat([self.y_clean, self.y_val])
+            self.train_is_clean = torch.cat([self.train_is_clean,
+                                             torch.ones(n_meta, dtype=torch.bool, device=device)])
         shape = (1, -1, 1, 1) if record.is_image else (1, -1)
         mean, std = record.mean, record.std
         if raw_features and not record.is_image:  # fed as the authors' loader gives them
@@ -97,6 +136,7 @@ class DeviceData:
 
     def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
+                "meta": (self.x_val, self.y_val), "select": (self.x_select, self.y_select),
                 "test": (self.x_test, self.y_test)}[split]
 
     def _normalise(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:

@@ -216,30 +216,41 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         data, cfg = self.data, self.cfg
         self.model.train()
-        order = self._batch_order(epoch)
+        finetune = epoch >= cfg.epochs  # the method's fine-tune on the meta split
+        n = len(data.y_val) if finetune else data.n_train
+        if finetune:
+            rng = np.random.default_rng(derive_seed(self.seed, "finetune_order", self.role, epoch))
+            order = torch.as_tensor(rng.permutation(n), device=self.device)
+        else:
+            order = self._batch_order(epoch)
         gen = torch.Generator(device=self.device)
         gen.manual_seed(derive_seed(self.seed, "augment", self.role, epoch))
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
-        for start in range(0, data.n_train, cfg.batch_size):
+        for start in range(0, n, cfg.batch_size):
             if self.graphed:
                 torch.compiler.cudagraph_mark_step_begin()
             idx = order[start:start + cfg.batch_size]
-            x, y = data.train_batch(idx, gen), data.y_train[idx]
+            if finetune:
+                x, y = data.batch("meta", idx, gen), data.y_val[idx]
+            else:
+                x, y = data.train_batch(idx, gen), data.y_train[idx]
             with _autocast(self.device, self.amp_dtype):
                 feats, logits = self.fn(x)
                 t_logits = None
-                if self.teacher_fns:
+                if self.teacher_fns and not finetune:
                     with torch.no_grad():
                         t_logits = torch.stack([t(x) for t in self.teacher_fns]).float()
-            loss = self.method.loss(StepOutput(logits.float(), feats.float(), y, idx, t_logits, x))
+            out = StepOutput(logits.float(), feats.float(), y, idx, t_logits, x)
+            loss = self.method.finetune_loss(out) if finetune else self.method.loss(out)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             loss_sum += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == y).sum()
-        self.sched.step()
-        return loss_sum.item() / data.n_train, correct.item() / data.n_train
+        if not finetune:  # the fine-tune runs at its own constant lr
+            self.sched.step()
+        return loss_sum.item() / n, correct.item() / n
 
     # -- the run ---------------------------------------------------------------------------
     def fit(self) -> EngineResult:
@@ -251,8 +262,13 @@ class Trainer:
                   file=sys.stderr)
         else:
             start, history, best, best_state, train_time = 0, [], {"val_acc": -1.0}, None, 0.0
-        bar = _progress(self.progress, cfg.epochs, start, self.run_id)
-        for epoch in range(start, cfg.epochs):
+        ft_epochs, ft_lr = self.method.finetune(cfg.lr) or (0, None)
+        total = cfg.epochs + ft_epochs
+        bar = _progress(self.progress, total, start, self.run_id)
+        for epoch in range(start, total):
+            if epoch >= cfg.epochs:
+                for group in self.opt.param_groups:
+                    group["lr"] = ft_lr
             lr = self.opt.param_groups[0]["lr"]
             self.ctx.epoch, self.ctx.lr = epoch, lr
             if self.device.type == "cuda":
@@ -268,14 +284,18 @@ class Trainer:
                     "inputs; the last good checkpoint is kept)")
             train_time += seconds
             self.model.eval()
-            val_acc, val_loss = evaluate(self.fn, self.data, "val", cfg.eval_batch_size,
+            # the epoch is chosen on the selection split, which no method trains on (the
+            # meta split when the labels file has none: the shared set); logged as val_*
+            val_acc, val_loss = evaluate(self.fn, self.data, "select", cfg.eval_batch_size,
                                          self.amp_dtype, self.graphed)
             test_acc, test_loss = evaluate(self.fn, self.data, "test", cfg.eval_batch_size,
                                            self.amp_dtype, self.graphed)
             row = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                    "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss,
                    "test_acc": test_acc, "epoch_time_s": seconds,
-                   "images_per_s": self.data.n_train / seconds if seconds > 0 else float("nan")}
+                   "images_per_s": (len(self.data.y_val) if epoch >= cfg.epochs
+                                    else self.data.n_train) / seconds
+                   if seconds > 0 else float("nan")}
             history.append(row)
             if val_acc > best["val_acc"]:
                 best = {"epoch": epoch + 1, "val_acc": val_acc, "test_acc": test_acc}
@@ -283,7 +303,7 @@ class Trainer:
                     best_state = {k: v.detach().cpu().clone()
                                   for k, v in self.model.state_dict().items()}
             self._write_log(history)
-            if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+            if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == total:
                 save_checkpoint(self.checkpoint_path,
                                 self._state(epoch + 1, history, best, best_state, train_time))
             _report(bar, row, self.run_id)
@@ -291,7 +311,7 @@ class Trainer:
             bar.close()
         # also when a resumed run had no epoch left: the workflow may have removed the log
         self._write_log(history)
-        total_images = self.data.n_train * cfg.epochs
+        total_images = self.data.n_train * cfg.epochs + len(self.data.y_val) * ft_epochs
         return EngineResult(history=history, best=best, train_time_s=train_time,
                             images_per_s=total_images / train_time if train_time else float("nan"),
                             device=str(self.device), best_state=best_state)

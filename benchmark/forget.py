@@ -21,6 +21,7 @@ anything is removed.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -32,13 +33,17 @@ SHAPE = ("results/<study>/runs/<dataset>/<noise>/<setup>/<method>/seed<N> or res
          "teachers/<dataset>/<noise>/<teacher>/seed<N>")
 
 
+#: folder names of a study's own layout: a "study" of that name is part of another layout
+RESERVED = ("runs", "teachers", "checkpoints", "labels", "data", "logs", "tables", "figures")
+
+
 def _seed_part(name: str) -> bool:
     return name.startswith("seed") and name[4:].isdigit()
 
 
 def locate(path: Path) -> tuple[Path, Path, str] | None:
-    """(study folder, run path below it, 'student' or 'teacher') of a resolved run folder
-    inside a results folder; None for anything else."""
+    """(study folder, run path below it, 'student' or 'teacher') of a run folder inside a
+    results folder (``path`` absolute and normalised); None for anything else."""
     parts = path.parts
     for kind, depth in RUN_DEPTH.items():
         if len(parts) <= depth or parts[-depth] != kind or not _seed_part(parts[-1]):
@@ -47,33 +52,51 @@ def locate(path: Path) -> tuple[Path, Path, str] | None:
             continue
         study = Path(*parts[:-depth])
         # the study folder is results/<study> (or results itself, the layout before studies)
-        if study.name == "results" or (study.parent.name == "results" and study.name):
+        if study.name == "results" or (study.parent.name == "results"
+                                       and study.name not in RESERVED):
             return study, Path(*parts[-depth:]), "student" if kind == "runs" else "teacher"
     return None
 
 
+def _symlink_below(top: Path, rel: Path) -> Path | None:
+    """The first folder or file from ``top`` down along ``rel`` that is a symlink."""
+    here = top
+    for part in rel.parts:
+        here = here / part
+        if here.is_symlink():
+            return here
+    return None
+
+
 def _check(arg: Path) -> tuple[Path, Path, str]:
-    """The run folder and checkpoint folder that ``arg`` names, after every check."""
-    if arg.is_symlink():
-        raise UserError(f"{arg}: is a symlink; forget takes the run folder itself; nothing "
-                        "removed")
-    real = arg.resolve()  # .. and symlinked parents followed
-    found = locate(real)
+    """The run folder and checkpoint folder that ``arg`` names, after every check.
+
+    The study is found on the path as written (``..`` taken lexically), so a study or a
+    results folder that is itself a symlink (results/big -> /scratch/big) is a study like
+    any other; below the study nothing may be a symlink, and the path must resolve to the
+    very folder it names there."""
+    lexical = Path(os.path.normpath(arg.absolute()))
+    found = locate(lexical)
     if found is None:
-        where = f" (resolves to {real})" if real != arg.absolute() else ""
-        raise UserError(f"{arg}{where}: not a run folder inside a results folder ({SHAPE}); "
+        raise UserError(f"{arg}: not a run folder inside a results folder ({SHAPE}); "
                         "nothing removed")
     study, rel, kind = found
+    link = _symlink_below(study, rel)
+    if link is not None:
+        raise UserError(f"{arg}: {link} is a symlink; forget removes only the folders "
+                        "themselves; nothing removed")
+    real = arg.resolve()
+    if real != study.resolve() / rel:
+        raise UserError(f"{arg}: resolves to {real}, not to the run folder {study / rel} it "
+                        "names (a symlink or .. on the way); nothing removed")
     ckpt = study / "checkpoints" / rel
-    if ckpt.is_symlink() or any(p.is_symlink() for p in ckpt.parents
-                                if p.is_relative_to(study / "checkpoints")):
-        raise UserError(f"{arg}: its checkpoint folder {ckpt} is or lies under a symlink; "
-                        "nothing removed")
-    if ckpt.exists() and ckpt.resolve() != ckpt:
-        raise UserError(f"{arg}: its checkpoint folder {ckpt} resolves to {ckpt.resolve()}, "
-                        "outside the study; nothing removed")
-    if real.exists() and not real.is_dir():
-        raise UserError(f"{arg}: not a folder; nothing removed")
+    link = _symlink_below(study, Path("checkpoints") / rel)
+    if link is not None:
+        raise UserError(f"{arg}: its checkpoint folder {ckpt} is or lies under a symlink "
+                        f"({link}); nothing removed")
+    for path, what in ((real, "not a folder"), (ckpt, "its checkpoint path is not a folder")):
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{arg}: {what} ({path}); nothing removed")
     if not real.exists() and not ckpt.exists():
         raise UserError(f"{arg}: no such run and no checkpoint; nothing removed")
     if RunLock.held(ckpt):

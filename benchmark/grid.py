@@ -16,7 +16,14 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 
-from methods.hparams import HPARAM_DEFAULTS, check_hparams
+from methods.hparams import (
+    CLEAN_BUDGET_BASELINES,
+    CLEAN_LABEL_METHODS,
+    HPARAM_DEFAULTS,
+    NO_TEACHER_METHODS,
+    check_hparams,
+    method_uses_teachers,
+)
 
 from .archnames import check_arch_name
 from .data import dataset_names, get_entry
@@ -29,18 +36,23 @@ from .trainconfig import DEVICE_PATTERN, DEVICES, TrainConfig
 
 LABELS_PATTERN = "{root}/labels/{dataset}/{noise_id}/seed{seed}.npz"
 STUDY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: folder names of a study's own layout (and of the layout before studies): never a study
+RESERVED_STUDY_NAMES = ("runs", "teachers", "checkpoints", "labels", "data", "logs", "tables",
+                        "figures")
 SETUPS = ("single", "multi", "self")
 METHOD_NAMES = tuple(HPARAM_DEFAULTS)  # methods/hparams.py lists every method once
 ALM_METHODS = ("almkd", "amal", "almkd_v1", "almkd_full")
 CONVEX_METHODS = ("almkd", "almkd_full")  # weights on the simplex (methods/mixing.py)
 BASELINE_METHODS = tuple(m for m in METHOD_NAMES if m not in ALM_METHODS)
+# re-exported for the analysis modules (methods/hparams.py lists each fact once)
+__all__ = ["CLEAN_BUDGET_BASELINES", "CLEAN_LABEL_METHODS", "NO_TEACHER_METHODS"]
 TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
 TOP_KEYS = {"study", "datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
-            "teacher_checkpoint", "val_fraction", "data_root", "cifar_n_dir", "download",
-            "seeds_per_job", "pack_methods", "runtime", "protocol"}
+            "teacher_checkpoint", "val_fraction", "select_fraction", "data_root", "cifar_n_dir",
+            "download", "seeds_per_job", "pack_methods", "runtime", "protocol"}
 DATASET_KEYS = {"name", "student", "teacher", "multi_teachers", "train", "teacher_train",
-                "noise", "protocol", "train_subset", "val_fraction", "setups", "teacher_labels",
-                "methods"}
+                "noise", "protocol", "train_subset", "val_fraction", "select_fraction", "setups",
+                "teacher_labels", "methods"}
 RUNTIME_DEFAULTS = {"device": "auto", "threads": 1, "gpu": 0, "mem_mb": 4000,
                     "runtime_min": 120, "compile": False, "compile_mode": "default",
                     "checkpoint_every": 1, "keep_checkpoint": False}
@@ -98,7 +110,7 @@ class MethodSpec:
 
     @property
     def uses_teachers(self) -> bool:
-        return self.name != "ce"
+        return method_uses_teachers(self.name, dict(self.hparams))
 
 
 @dataclass(frozen=True)
@@ -192,7 +204,7 @@ def check_request(spec, where: str) -> None:
     teachers = spec.get("teachers") or []
     need(isinstance(teachers, list) and all(isinstance(t, str) and t for t in teachers),
          "teachers", "a list of teacher run folders")
-    uses = kind == "student" and method != "ce"
+    uses = kind == "student" and method_uses_teachers(method, hparams)
     need(bool(teachers) == uses, "teachers",
          f"{'a non-empty' if uses else 'an empty'} list for a {kind}"
          + (f" of method {method!r}" if kind == "student" else ""))
@@ -317,6 +329,10 @@ def _datasets(config: dict) -> list[dict]:
         val = entry.get("val_fraction")
         _need(val is None or (isinstance(val, (int, float)) and not isinstance(val, bool)
                               and 0 < val < 1), f"{where}.val_fraction", f"in (0, 1), got {val!r}")
+        sel = entry.get("select_fraction")
+        _need(sel is None or (isinstance(sel, (int, float)) and not isinstance(sel, bool)
+                              and 0 <= sel < 1), f"{where}.select_fraction",
+              f"in [0, 1), got {sel!r}")
         out.append(entry)
     return out
 
@@ -333,6 +349,29 @@ def val_fraction_of(config: dict, dataset: str) -> float:
     (the planner refuses entries of one dataset that disagree)."""
     return float(_dataset_entry(config, dataset).get(
         "val_fraction", config.get("val_fraction", DEFAULT_VAL_FRACTION)))
+
+
+def select_fraction_of(config: dict, dataset: str, protocol: str | None = None,
+                       entry: dict | None = None) -> float:
+    """A dataset's selection-split share of the pool (0: none, the meta split selects too):
+    its own ``select_fraction``, else the top-level one, else the protocol's default: under
+    ``suite`` as large as the meta split (``val_fraction``), so the meta split the ALM
+    methods train on keeps its size; under ``authors`` none (their one shared set)."""
+    entry = _dataset_entry(config, dataset) if entry is None else entry
+    value = entry.get("select_fraction")
+    value = config.get("select_fraction") if value is None else value
+    if value is not None:
+        return float(value)
+    protocol = protocol or entry.get("protocol", config.get("protocol", "suite"))
+    return 0.0 if protocol == "authors" else val_fraction_of(config, dataset)
+
+
+def labels_split_args(config: dict, dataset: str) -> str:
+    """The ``noisykd labels`` options of a dataset's training subset and selection split
+    ('' for the whole training split and no selection split)."""
+    sel = select_fraction_of(config, dataset)
+    return " ".join(filter(None, [train_subset_arg(config, dataset),
+                                  f"--select-fraction {sel!r}" if sel else ""]))
 
 
 def train_subset_arg(config: dict, dataset: str) -> str:
@@ -454,9 +493,21 @@ def plan(config: dict) -> Plan:
     unknown = set(config) - TOP_KEYS
     _need(not unknown, ", ".join(sorted(unknown)), "unknown top-level key")
     study = config.get("study", "default")
-    _need(isinstance(study, str) and re.match(STUDY_PATTERN, study) is not None, "study",
-          f"a folder name (letters, digits, _ . -), got {study!r}")
+    # fullmatch: `$` alone also matches before a final newline
+    _need(isinstance(study, str) and re.fullmatch(STUDY_PATTERN.strip("^$"), study) is not None
+          and study not in RESERVED_STUDY_NAMES, "study",
+          f"a folder name (letters, digits, _ . -; not {', '.join(RESERVED_STUDY_NAMES)}), "
+          f"got {study!r}")
     root = study_root(study)
+    for key in ("data_root", "cifar_n_dir"):
+        value = config.get(key)
+        _need(value is None or (isinstance(value, str) and value and "\x00" not in value),
+              key, f"a folder path (no NUL byte), got {value!r}")
+    for key, low in (("val_fraction", "(0"), ("select_fraction", "[0")):
+        value = config.get(key)
+        ok = (low == "[0" and value == 0) or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1)
+        _need(value is None or ok, key, f"in {low}, 1), got {value!r}")
     seeds = config.get("seeds")
     _need(isinstance(seeds, list) and len(seeds) > 0 and all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds), "seeds",
@@ -510,10 +561,12 @@ def plan(config: dict) -> Plan:
               f"listed twice under protocol {protocol!r} (its teachers and runs live in one "
               f"folder, runs/{ddir}); list it once, or once per protocol")
         seen_dirs.add(ddir)
-        split = (val_fraction_of(config, name), d.get("train_subset"))
+        split = (val_fraction_of(config, name), d.get("train_subset"),
+                 select_fraction_of(config, name, protocol, d))
         _need(split_of.setdefault(name, split) == split, f"datasets[{name}]",
-              "its entries differ in val_fraction or train_subset, but share its labels files "
-              "(labels do not depend on the protocol)")
+              "its entries differ in val_fraction, train_subset or select_fraction (its "
+              "default differs by protocol: set it), but share its labels files (labels do "
+              "not depend on the protocol)")
         where = f"datasets[{name}]"  # a dataset's setups, teacher labels and methods override
         d_setups = _setups(d["setups"], f"{where}.setups") if "setups" in d else setups
         d_tl = (_teacher_labels(d["teacher_labels"], f"{where}.teacher_labels")

@@ -4,6 +4,19 @@ A labels file is everything the teacher and student jobs of a seed share: train/
 sets into the dataset's training pool, the clean and noisy training labels (validation and
 test stay clean), and the noise actually realised. Its bytes depend only on its inputs, so
 rerunning a labels job, today or in a year, gives the same file.
+
+The clean data come in two splits (the clean-data budget, issue 25):
+
+- **meta** (``val_idx``, ``val_labels``, sized by ``val_fraction``): clean data a method may
+  train on (the ALM refresh objective, meta-reweighting, the clean-budget baselines);
+- **select** (``select_idx``, ``select_labels``, sized by ``select_fraction`` of the pool):
+  clean data that only pick an epoch or a hyper-parameter, for every method, and that no
+  method trains on. It is drawn (stratified, seeded per seed) from the training-pool
+  examples a ``train_subset`` leaves unused when there are any (the training set and the
+  meta split are then exactly what they were without it), else from the training split,
+  which shrinks by as much. Without ``select_fraction`` the file has no selection split and
+  the meta split also selects (the shared set of the authors' protocol, and every labels
+  file made before the split existed, byte for byte).
 """
 
 from __future__ import annotations
@@ -36,6 +49,10 @@ class LabelsRequest:
     download: bool = False
     cifar_n_dir: Path | None = None
     train_subset: int | None = None  # keep this many training examples (stratified, seeded)
+    # The selection split: clean examples that only pick an epoch or a hyper-parameter, which
+    # no method trains on. None (or 0): none, the validation set does both (the shared set of
+    # the authors' protocol and of every labels file made before the split existed).
+    select_fraction: float | None = None
 
     def validate(self) -> None:
         """Everything that can be checked without reading data, so bad input fails first."""
@@ -48,6 +65,11 @@ class LabelsRequest:
                 isinstance(self.train_subset, bool) or not isinstance(self.train_subset, int)
                 or self.train_subset < 1):
             raise UserError(f"train_subset must be a positive integer, got {self.train_subset!r}")
+        sel = self.select_fraction
+        if sel is not None and (isinstance(sel, bool) or not isinstance(sel, (int, float))
+                                or not 0.0 <= sel < 1.0 or sel + self.val_fraction >= 1.0):
+            raise UserError(f"select_fraction must be in [0, 1) and leave training data beside "
+                            f"val_fraction {self.val_fraction}, got {sel!r}")
         if self.noise.kind == "human":
             if not entry.human_variants:
                 with_human = [n for n in dataset_names() if get_entry(n).human_variants]
@@ -72,20 +94,36 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int):
     return np.sort(train), np.sort(val)
 
 
-def stratified_subset(labels: np.ndarray, idx: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """A stratified subset of ``size`` of the pool indices ``idx`` (sorted): a smaller training
-    set with the class proportions of the full one, the same for every method of a seed."""
+def _stratified_draw(labels: np.ndarray, idx: np.ndarray, size: int, seed: int,
+                     what: str) -> np.ndarray:
+    """``size`` of the pool indices ``idx``, stratified by class, sorted."""
     from sklearn.model_selection import train_test_split
 
-    if size >= len(idx):
-        raise UserError(f"train_subset {size} is not smaller than the training split "
-                        f"({len(idx)} examples after the validation split)")
     try:
         keep, _ = train_test_split(idx, train_size=size, stratify=labels[idx],
                                    random_state=seed % 2**32)
     except ValueError as exc:
-        raise UserError(f"cannot draw a stratified train_subset of {size}: {exc}") from None
+        raise UserError(f"cannot draw a stratified {what} of {size}: {exc}") from None
     return np.sort(keep)
+
+
+def stratified_subset(labels: np.ndarray, idx: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """A stratified subset of ``size`` of the pool indices ``idx`` (sorted): a smaller training
+    set with the class proportions of the full one, the same for every method of a seed."""
+    if size >= len(idx):
+        raise UserError(f"train_subset {size} is not smaller than the training split "
+                        f"({len(idx)} examples after the validation split)")
+    return _stratified_draw(labels, idx, size, seed, "train_subset")
+
+
+def select_split(labels: np.ndarray, idx: np.ndarray, size: int, seed: int,
+                 source: str) -> np.ndarray:
+    """A stratified draw of ``size`` pool indices from ``idx`` (sorted): the selection split."""
+    if size < labels.max() + 1 or size >= len(idx):
+        raise UserError(f"cannot carve a selection split of {size} examples from the {source} "
+                        f"({len(idx)} examples): it needs at least one per class and must leave "
+                        "some; change select_fraction")
+    return _stratified_draw(labels, idx, size, seed, "selection split")
 
 
 def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dict[str, np.ndarray]:
@@ -104,11 +142,29 @@ def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dic
     split_seed = derive_seed(req.seed, "split", req.dataset)
     noise_seed = derive_seed(req.seed, "noise", req.dataset, req.noise.id)
     train_idx, val_idx = stratified_split(pool_y, req.val_fraction, split_seed)
-    extra_meta, extra_seeds = {}, {}
+    extra_meta, extra_seeds, extra_arrays = {}, {}, {}
+    n_select = round((req.select_fraction or 0.0) * len(pool_y))
+    if n_select and req.train_subset is None:  # from the training split: it shrinks
+        extra_seeds["select"] = derive_seed(req.seed, "select", req.dataset)
+        select_idx = select_split(pool_y, train_idx, n_select, extra_seeds["select"],
+                                  "training split")
+        train_idx = np.setdiff1d(train_idx, select_idx)
+        source = "training split"
     if req.train_subset is not None:  # keys only when set: other labels files keep their bytes
         extra_seeds["subset"] = derive_seed(req.seed, "subset", req.dataset)
         extra_meta.update(train_subset=req.train_subset, n_train_split=int(len(train_idx)))
+        full_train = train_idx
         train_idx = stratified_subset(pool_y, train_idx, req.train_subset, extra_seeds["subset"])
+        if n_select:  # from the examples the subset leaves unused: training is unchanged
+            extra_seeds["select"] = derive_seed(req.seed, "select", req.dataset)
+            select_idx = select_split(pool_y, np.setdiff1d(full_train, train_idx), n_select,
+                                      extra_seeds["select"], "training pool the subset leaves")
+            source = "unused training pool"
+    if n_select:  # keys and arrays only when set: labels files without one keep their bytes
+        extra_arrays = {"select_idx": select_idx.astype(np.int64),
+                        "select_labels": pool_y[select_idx].astype(np.int64)}
+        extra_meta.update(select_fraction=req.select_fraction, n_select=int(n_select),
+                          select_source=source)
     clean = pool_y[train_idx]
 
     human_noisy = features = None
@@ -154,6 +210,7 @@ def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dic
         "train_clean": clean.astype(np.int64),
         "train_noisy": result.noisy.astype(np.int64),
         "val_labels": pool_y[val_idx].astype(np.int64),
+        **extra_arrays,
         "test_labels": record.test_y.astype(np.int64),
         "flip_prob": result.flip_prob.astype(np.float64),
         "transition_expected": result.expected_transition.astype(np.float64),

@@ -255,9 +255,9 @@ def ensure_registered(arch: str) -> None:
     second imports timm, to ask whether the base model exists)."""
     if arch in _BUILDERS:
         return
-    if m := _MLP_RE.match(arch):
+    if m := _MLP_RE.fullmatch(arch):
         _register(arch, lambda h=int(m[1]), **kw: MLP(h, **kw))
-    elif (m := _SMALL_RE.match(arch)) and register_timm().is_model(m[1]):
+    elif (m := _SMALL_RE.fullmatch(arch)) and register_timm().is_model(m[1]):
         _register(arch, _small(m[1]))
 
 
@@ -266,7 +266,7 @@ def check_arch(arch: str, input_shape: tuple[int, ...]) -> None:
     ensure_registered(arch)
     if arch not in _BUILDERS and not register_timm().is_model(arch):
         raise UserError(f"unknown architecture {arch!r}: {UNKNOWN}")
-    if len(input_shape) == 1 and not _MLP_RE.match(arch):
+    if len(input_shape) == 1 and not _MLP_RE.fullmatch(arch):
         raise UserError(f"architecture {arch!r} needs image inputs; tabular data need mlp_<hidden>")
 
 
@@ -274,7 +274,7 @@ def create_model(arch: str, num_classes: int, input_shape: tuple[int, ...]) -> n
     """Build ``arch`` for inputs of ``input_shape`` ((C, H, W) images or (D,) features): a
     suite model directly (what timm.create_model calls for it), any other through timm."""
     check_arch(arch, input_shape)
-    in_chans = math.prod(input_shape) if _MLP_RE.match(arch) else input_shape[0]
+    in_chans = math.prod(input_shape) if _MLP_RE.fullmatch(arch) else input_shape[0]
     try:
         if arch in _BUILDERS:
             return _BUILDERS[arch](num_classes=num_classes, in_chans=in_chans)

@@ -207,13 +207,15 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
     context = teacher_context(runs, teachers)
     mixed = comp.mixed_cells()
     subsets = train_subsets(runs)
+    clean = clean_splits(results, set(runs["dataset"]))
     for metric in METRICS:
         for setup in wanted:
             c = a.comparisons[(setup, metric)]
             table = tables.build_table(
                 setup, metric, a.summary[metric], c, context[context["setup"] == setup],
                 baselines=comp.plan.baselines, mixed=mixed, mde=a.mde[(setup, metric)],
-                verdicts=a.verdicts, n_verdicts=len(a.verdicts), subsets=subsets)
+                verdicts=a.verdicts, n_verdicts=len(a.verdicts), subsets=subsets,
+                clean=clean)
             put(tdir / f"{setup}_{metric}.md", tables.to_markdown(table))
             put(tdir / f"{setup}_{metric}.tex", tables.to_latex(table))
             put(tdir / f"{setup}_{metric}.csv", tables.to_csv(table))
@@ -228,6 +230,25 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
         written += _figures(fdir, a, runs, refreshes, bins)
     atomic_write_text(tdir / "manifest.json", json.dumps([str(p) for p in written], indent=1))
     return written
+
+
+def clean_splits(results: Path, datasets: set) -> dict:
+    """dataset -> the meta and selection split sizes of its labels files (0: none)."""
+    from .labels import read_labels
+
+    out: dict = {}
+    for path in sorted(Path(results).glob("labels/*/*/seed*.npz")):
+        meta = None
+        # a dataset's runs folder (its name, -authors under the authors' protocol) reads the
+        # labels files of the dataset
+        for folder in (d for d in sorted(datasets) if d.removesuffix("-authors") ==
+                       path.parts[-3]):
+            meta = meta or read_labels(path).meta
+            c = out.setdefault(folder, {"meta": [], "select": []})
+            for key, n in (("meta", meta["n_val"]), ("select", meta.get("n_select", 0))):
+                if n not in c[key]:
+                    c[key].append(n)
+    return {d: {k: sorted(v) for k, v in c.items()} for d, c in sorted(out.items())}
 
 
 def _figures(fdir: Path, a: Analysis, runs: pd.DataFrame, refreshes: pd.DataFrame,

@@ -40,7 +40,7 @@ def _number(v) -> str | None:
         return f"{_shown(v)} (a string), not a number"
     if not _is_number(v):
         return f"{_shown(v)}, not a number"
-    if not math.isfinite(v):
+    if isinstance(v, float) and not math.isfinite(v):  # an int is finite (10**400 too)
         return f"{v}, not a finite number"
     return None
 

@@ -28,7 +28,14 @@ import numpy as np
 
 
 def _process_umask() -> int:
-    """The process's umask (read by setting it and setting it back, once, at import)."""
+    """The process's umask, once, at import: from /proc (Linux), else by setting it and
+    setting it back (which another thread could observe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -72,7 +79,6 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        os.chmod(tmp_path, FILE_MODE)
         try:
             yield tmp_path
         except OSError:
@@ -83,9 +89,15 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
             if _disk_full(path.parent):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
             raise
-        if durable:
-            with open(tmp_path, "rb+") as fh:
-                os.fsync(fh.fileno())
+        # the mode once the writer is done (also under a umask without owner write), and on
+        # whatever file the writer left under the temporary name
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -46,6 +46,8 @@ class RunLock:
         path = Path(directory) / "lock"
         if not path.exists():
             return False
+        if not path.is_file():  # a folder or a FIFO there: no lock, and never opened
+            raise UserError(f"{path}: the run's lock is not a file; remove it")
         with open(path, "a") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

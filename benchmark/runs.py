@@ -73,6 +73,9 @@ def _labels_identity(lf: LabelsFile) -> dict:
              "seed": lf.meta["seed"], "dataset_fingerprint": lf.meta["dataset_fingerprint"]}
     if lf.meta.get("train_subset") is not None:  # only then: other runs keep their spec hash
         ident["train_subset"] = lf.meta["train_subset"]
+    if lf.meta.get("n_select"):  # the clean splits (also in the file's sha256), named
+        ident["clean_splits"] = {"n_meta": lf.meta["n_val"], "n_select": lf.meta["n_select"],
+                                 "select_source": lf.meta["select_source"]}
     return ident
 
 
@@ -109,6 +112,13 @@ def _teacher_info(tdir: Path, which: str, req: RunRequest, lf: LabelsFile) -> di
                         f"{spec.get('labels', {}).get('train_subset')}), not on this run's "
                         f"{lf.meta['noise']['id']} seed {lf.meta['seed']} (train subset "
                         f"{lf.meta.get('train_subset')})")
+    # the exact labels file, not only its metadata: a hand-made file with the same dataset,
+    # seed, noise and subset but other labels is refused
+    if spec.get("labels", {}).get("file_sha256") != file_sha256(lf.path):
+        raise UserError(f"teacher {tdir} was trained on another labels file (sha256 "
+                        f"{spec.get('labels', {}).get('file_sha256')}) than this run's "
+                        f"{lf.path} (sha256 {file_sha256(lf.path)}); retrain the teacher on "
+                        "these labels")
     return {"dir": str(tdir), "arch": spec["arch"], "config_hash": m["config_hash"],
             "teacher_labels": spec.get("teacher_labels"), "checkpoint": which,
             "model_path": str(model_path)}
@@ -275,7 +285,8 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
     train_labels = req.teacher_labels if req.kind == "teacher" else "noisy"
     data = DeviceData(record, lf, device, augment=req.cfg.augment, train_labels=train_labels,
                       channels_last=use_channels_last(req.cfg, device),
-                      raw_features=raw_features(req.cfg.protocol))
+                      raw_features=raw_features(req.cfg.protocol),
+                      train_set=method.train_set if req.kind == "student" else "train")
     teacher_models = [load_teacher_model(Path(t["model_path"]), t, record, lf)
                       for t in teachers]
     if req.kind == "teacher":  # a `self` teacher never starts from the student's weights

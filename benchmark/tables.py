@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tabulate import tabulate
 
-from .grid import METHOD_NAMES
+from .grid import CLEAN_LABEL_METHODS, METHOD_NAMES
 from .scores import base_method
 from .stats import ALPHA, POWER, WILCOXON_MIN_N
 from .verdicts import min_cells
@@ -27,10 +27,16 @@ from .verdicts import min_cells
 ROW_ORDER = METHOD_NAMES  # rows in the order methods/hparams.py lists them
 METRIC_NAMES = {"best": "test accuracy at the best clean-validation epoch",
                 "last": "test accuracy at the last epoch"}
-SHORT = {"kd": "K", "fixed_alpha": "F", "ce": "C"}
+SHORT = {"kd": "K", "fixed_alpha": "F", "ce": "C", "ce_clean": "Cc", "ce_union": "Cu",
+         "kd_union": "Ku", "kd_finetune": "Kf", "l2rw": "L", "mwnet": "M"}
 MIXED = "†"
-TABLE_CSV_COLUMNS = ["setup", "metric", "dataset", "noise_id", "row", "mean", "std", "n",
-                     "alphas", "markers", "best", "mixed"]
+CLEAN = "‡"  # after a method's name: it trains on clean labels (the meta split)
+TABLE_CSV_COLUMNS = ["setup", "metric", "dataset", "noise_id", "row", "uses_clean_labels",
+                     "mean", "std", "n", "alphas", "markers", "best", "mixed"]
+
+
+def uses_clean_labels(row: str) -> bool:
+    return base_method(row) in CLEAN_LABEL_METHODS
 
 
 def _row_key(row: str):
@@ -57,6 +63,7 @@ class Table:
     verdicts: pd.DataFrame  # this setup's and metric's rows of verdicts.csv
     n_verdicts: int  # the Holm family of the verdicts
     subsets: dict = field(default_factory=dict)  # dataset -> train_subset sizes (collect)
+    clean: dict = field(default_factory=dict)  # dataset -> {"meta": [n], "select": [n]}
 
     def cells(self) -> tuple[dict, set]:
         """(row, dataset, noise) -> the frame's record, and the mixed (dataset, noise)."""
@@ -91,7 +98,33 @@ class Table:
                 "clean-validation accuracy (chosen values in the 'chosen alpha' row). Teacher "
                 "rows: test accuracy of the teachers students distil from and their agreement "
                 "with the given (noisy) training labels, mean over seeds and teachers."
-                + self.subset_note())
+                + self.subset_note() + self.clean_note())
+
+    def clean_note(self) -> str:
+        """Who trained on clean labels, how many, and what chose the epochs (labels files)."""
+        rows = [r for r in self.rows if uses_clean_labels(r)]
+        head = (f" {CLEAN}: trains on clean labels, the meta split ({', '.join(rows)})."
+                if rows else " No method here trains on clean labels.")
+        if not self.clean:
+            return head
+        parts, shared = [], []
+        for d, c in sorted(self.clean.items()):
+            meta = " / ".join(map(str, c["meta"]))
+            if any(c["select"]):
+                sel = " / ".join(map(str, c["select"]))
+                parts.append(f"{d}: meta {meta}, selection {sel}")
+            else:
+                parts.append(f"{d}: meta {meta}, no selection split")
+                shared.append(d)
+        text = head + " Clean examples per seed: " + "; ".join(parts) + "."
+        if shared:
+            text += (f" On {', '.join(shared)} the meta split also chose every epoch and "
+                     "alpha (the shared set, as the ALM-KD authors ran it): the methods marked "
+                     f"{CLEAN} were selected on data they trained on.")
+        if len(shared) < len(self.clean):
+            text += (" Elsewhere epochs and alphas were chosen on the selection split, which "
+                     "no method trains on.")
+        return text
 
     def subset_note(self) -> str:
         """Datasets trained on a stratified training subset say so (spec labels.train_subset)."""
@@ -115,7 +148,8 @@ class Table:
 
 def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.DataFrame,
                 teachers: pd.DataFrame, *, baselines: tuple, mixed: set, mde: dict | None,
-                verdicts: pd.DataFrame, n_verdicts: int, subsets: dict | None = None) -> Table:
+                verdicts: pd.DataFrame, n_verdicts: int, subsets: dict | None = None,
+                clean: dict | None = None) -> Table:
     """``summary``/``comparisons``: this setup's and metric's (percent, points)."""
     s = summary[summary["setup"] == setup].copy()
     marks: dict = {}
@@ -125,6 +159,7 @@ def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.
     s["markers"] = [" ".join(marks.get(k, [])) for k in zip(s["dataset"], s["noise_id"],
                                                              s["row"], strict=True)]
     s["best"] = s.groupby(["dataset", "noise_id"])["mean"].transform("max") == s["mean"]
+    s["uses_clean_labels"] = [uses_clean_labels(r) for r in s["row"]]
     s["mixed"] = [(d, n, setup) in mixed for d, n in zip(s["dataset"], s["noise_id"],
                                                          strict=True)]
     columns = sorted({(d, n) for d, n in zip(s["dataset"], s["noise_id"], strict=True)})
@@ -132,7 +167,7 @@ def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.
     v = verdicts[(verdicts["setup"] == setup) & (verdicts["metric"] == metric)]
     return Table(setup, metric, s.drop(columns=["setup"]), columns, rows, teachers,
                  int(s["n"].max()) if len(s) else 0, tuple(baselines), mde, v, n_verdicts,
-                 dict(subsets or {}))
+                 dict(subsets or {}), dict(clean or {}))
 
 
 def _cell_text(r, n_max: int, bold, mark, esc) -> str:
@@ -159,7 +194,7 @@ def _grid(t: Table, columns, bold, mark, header_sep: str, esc=lambda x: x):
                  if (row, d, n) in by else "" for d, n in columns]
         if not any(cells):
             continue
-        body.append([esc(row)] + cells)
+        body.append([esc(row) + (CLEAN if uses_clean_labels(row) else "")] + cells)
         if row == "fixed_alpha":
             body.append(["chosen alpha"] + [esc(by[(row, d, n)]["alphas"])
                                             if (row, d, n) in by else "" for d, n in columns])

@@ -32,8 +32,9 @@ def _integral(v) -> bool:  # 150 or 150.0 (what a JSON schema calls an integer),
     return _int(v) or (isinstance(v, float) and v.is_integer())
 
 
-def _real(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _real(v) -> bool:  # an int is finite (math.isfinite(10**400) would overflow)
+    return isinstance(v, int) and not isinstance(v, bool) or (
+        isinstance(v, float) and math.isfinite(v))
 
 
 def _bool(v) -> bool:

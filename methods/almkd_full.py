@@ -20,15 +20,13 @@ layers keep no running statistics, and the real model otherwise only runs in eva
 Schedules: ``every_step`` (default; each training batch's weights take ``full_steps`` meta
 steps before the real step) or ``almkd`` (a pass over the training set every ``meta_every``
 epochs from ``meta_start``, ``meta_steps`` steps per batch).
+
+The look-ahead itself (shared with l2rw and mwnet): methods/lookahead.py.
 """
 
 from __future__ import annotations
 
-import copy
-
 import torch
-import torch.nn.functional as F
-from torch.func import functional_call, jvp, replace_all_batch_norm_modules_
 
 from benchmark.runinfo import derive_seed
 
@@ -36,71 +34,9 @@ from .alm_refresh import refresh_due, refresh_plan, teacher_diagnostics
 from .almkd import ALMKD
 from .base import register_method
 from .hparams import HPARAM_DEFAULTS
-from .losses import mixed_loss, term_losses
+from .lookahead import clean_batch, exact_hypergrad, stats_free_copy
 
-
-def stats_free_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy whose BatchNorm layers always use batch statistics and track nothing."""
-    clone = copy.deepcopy(model)
-    replace_all_batch_norm_modules_(clone)
-    return clone.train()
-
-
-def _lookahead_direction(model, grads, lr, xv, yv):
-    """grad L_val(theta') at theta' = theta - lr * grads, BatchNorm in eval mode (running
-    statistics read, never written)."""
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
-    with torch.enable_grad():
-        p1 = {k: (v - lr * g.detach()).requires_grad_(True)
-              for (k, v), g in zip(params.items(), grads, strict=True)}
-        was_training = model.training
-        model.eval()
-        try:
-            val_logits = functional_call(model, {**p1, **buffers}, (xv,))
-        finally:
-            model.train(was_training)
-        return torch.autograd.grad(F.cross_entropy(val_logits, yv), list(p1.values()))
-
-
-def exact_hypergrad(model, x, y, teacher_logits, w, lr, xv, yv, T, *, mode="jvp",
-                    stats_free=None, logits=None):
-    """[B, K] exact dL_val(theta')/dw for one batch (see module doc).
-
-    ``logits``: the batch's logits from the real model's train-mode forward, still attached to
-    its graph (the training step's own forward, reused: the graph is retained for the real
-    backward); without them, a forward of ``stats_free`` at the real parameters is used.
-    ``mode``: ``double_backward`` differentiates <grad L_train(w), v> with respect to w;
-    ``jvp`` takes one forward-mode JVP of the per-instance losses in direction v (needs
-    ``stats_free``). The real model's parameters and buffers are never changed.
-    """
-    with torch.enable_grad():
-        if logits is None:
-            leaves = {k: v.detach().requires_grad_(True) for k, v in model.named_parameters()}
-            logits = functional_call(stats_free, leaves, (x,))
-            wrt = list(leaves.values())
-        else:
-            wrt = list(model.parameters())
-        wr = w.detach().requires_grad_(mode == "double_backward")
-        loss = mixed_loss(wr, term_losses(logits, y, teacher_logits, T))
-        grads = torch.autograd.grad(loss, wrt, create_graph=mode == "double_backward",
-                                    retain_graph=True)
-        direction = _lookahead_direction(model, grads, lr, xv, yv)
-        if mode == "double_backward":
-            inner = sum((g * d).sum() for g, d in zip(grads, direction, strict=True))
-            return -lr * torch.autograd.grad(inner, wr, retain_graph=True)[0]
-    if mode != "jvp" or stats_free is None:
-        raise ValueError(f"hypergradient mode {mode!r} needs mode jvp with stats_free")
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    kept = dict(stats_free.named_buffers())  # BatchNorm's are gone; any others follow the model
-    buffers = {k: v.detach() for k, v in model.named_buffers() if k in kept}
-
-    def per_instance(p):
-        out = functional_call(stats_free, {**p, **buffers}, (x,))
-        return term_losses(out, y, teacher_logits, T)
-
-    _, dterms = jvp(per_instance, (params,), (dict(zip(params, direction, strict=True)),))
-    return -(lr / len(y)) * dterms.T
+__all__ = ["ALMKDFull", "exact_hypergrad", "stats_free_copy"]  # the look-ahead: lookahead.py
 
 
 @register_method
@@ -120,11 +56,7 @@ class ALMKDFull(ALMKD):
         self.prob_given = torch.zeros(n, m, device=ctx.device)
 
     def _val_batch(self, size):
-        data = self.ctx.extras["data"]
-        n = len(data.y_val)
-        idx = torch.randperm(n, generator=self.val_gen, device="cpu")[:min(size, n)]
-        idx = idx.to(data.y_val.device)
-        return data.batch("val", idx), data.y_val[idx]
+        return clean_batch(self.ctx.extras["data"], size, self.val_gen)
 
     def on_epoch_start(self, epoch, ctx):
         hp = self.hparams

@@ -42,6 +42,11 @@ class MethodContext:
 class Method:
     name: str = ""
     uses_teachers: bool = False
+    #: trains on clean labels (the meta split): what every table marks (the clean budget)
+    uses_clean_labels: bool = False
+    #: what a step trains on (benchmark/device_data.TRAIN_SETS): the training split, the
+    #: meta split alone, or their union
+    train_set: str = "train"
     hparam_defaults: dict[str, Any] = {}
 
     def __init__(self, **hparams):
@@ -67,6 +72,18 @@ class Method:
 
     def on_epoch_start(self, epoch: int, ctx: MethodContext) -> None:
         """Called before every epoch, also the first after a resume."""
+
+    def finetune(self, base_lr: float) -> tuple[int, float] | None:
+        """(epochs, lr) of a fine-tune on the meta split after the training schedule, or None
+        (``base_lr``: the schedule's initial lr). The engine then trains that many more
+        epochs on the meta split's clean labels at a constant lr with ``finetune_loss`` (the
+        same optimizer, its momentum kept), and selects the epoch over all of them."""
+        return None
+
+    def finetune_loss(self, out: StepOutput) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        return F.cross_entropy(out.logits, out.labels)
 
     def state_dict(self) -> dict:
         return {}

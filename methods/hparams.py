@@ -52,7 +52,50 @@ HPARAM_DEFAULTS = {
     "almkd_v1": ALMKD_V1_DEFAULTS,
     "almkd_full": {**ALM_DEFAULTS, "schedule": "every_step", "full_steps": 1,
                    "full_val_batch": 128, "hypergrad": "jvp"},
+    # The clean-budget baselines (issue 25): the clean data the ALM methods train on (the
+    # meta split), given to ce and kd. ce_union's plain union weights a clean example as a
+    # noisy one; kd_union trusts a clean example's label fully (CE weight clean_weight, no
+    # teacher term), since in kd's 0.1 CE term the clean labels barely register.
+    "ce_clean": {},
+    "ce_union": {"clean_weight": 1.0},
+    "kd_union": {"T": 4.0, "kd_weight": 0.9, "clean_weight": 1.0},
+    # kd, then a short CE fine-tune on the meta split; lr null: a tenth of the schedule's
+    # initial lr
+    "kd_finetune": {"T": 4.0, "kd_weight": 0.9, "finetune_epochs": 3, "finetune_lr": None},
+    # The meta-reweighting rivals at the same clean budget (issue 25; methods/lookahead.py):
+    # per-example weights of kd's per-example mix (loss kd, teachers) or of CE (loss ce, no
+    # teacher) from a look-ahead on the meta split; meta_batch null: the training batch size
+    # (both authors' meta batch = their training batch, 100). l2rw: Ren et al. 2018,
+    # uber-research/learning-to-reweight-examples @ 0b616c9 (no step size: lr cancels in the
+    # normalisation); meta_decay null: the run's weight decay, in their meta cost
+    # (models/assigned_weights_resnet_model.py:166). mwnet: Shu et al. 2019,
+    # xjtushujun/meta-weight-net @ 3f1800f, MW-Net.py (the README's stable version): VNet(1,
+    # 100, 1) (:264), Adam lr 1e-3, weight decay 1e-4 (:274-275), weights unnormalised (:237);
+    # meta_optimizer sgd and normalise sum: their first script, train_WRN-28-10_Meta_PGC.py.
+    "l2rw": {"loss": "kd", "T": 4.0, "kd_weight": 0.9, "meta_batch": None, "meta_decay": None,
+             "meta_bn": "train"},
+    "mwnet": {"loss": "kd", "T": 4.0, "kd_weight": 0.9, "meta_batch": None, "hidden": 100,
+              "meta_optimizer": "adam", "meta_lr": 1e-3, "meta_weight_decay": 1e-4,
+              "normalise": "none", "meta_bn": "train"},
 }
+
+#: methods that train on clean labels (the meta split): every table marks them
+CLEAN_LABEL_METHODS = ("almkd", "amal", "almkd_v1", "almkd_full", "ce_clean", "ce_union",
+                       "kd_union", "kd_finetune", "l2rw", "mwnet")
+#: methods that take no teacher (they run once per cell and seed, setup "none")
+NO_TEACHER_METHODS = ("ce", "ce_clean", "ce_union")
+#: the clean-budget baselines: what every ALM method is also compared with
+CLEAN_BUDGET_BASELINES = ("ce_clean", "ce_union", "kd_union", "kd_finetune")
+
+
+def method_uses_teachers(method: str, hparams=None) -> bool:
+    """Whether a run of ``method`` with these hyper-parameters takes teachers: never for
+    NO_TEACHER_METHODS; for a method with a ``loss`` key (l2rw, mwnet) only with loss kd, its
+    default (the built method says the same: its ``uses_teachers``)."""
+    if method in NO_TEACHER_METHODS:
+        return False
+    hp = {**HPARAM_DEFAULTS.get(method, {}), **dict(hparams or {})}
+    return hp.get("loss", "kd") != "ce"
 
 
 # ---- allowed values ------------------------------------------------------------------------
@@ -60,8 +103,9 @@ HPARAM_DEFAULTS = {
 # finite. Values are checked, never converted: a run's spec keeps what the user gave.
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _number(v) -> bool:  # an int is finite (math.isfinite(10**400) would overflow)
+    return isinstance(v, int) and not isinstance(v, bool) or (
+        isinstance(v, float) and math.isfinite(v))
 
 
 @dataclass(frozen=True)
@@ -140,6 +184,15 @@ ALM_RULES = {
     "refresh_mode": Choice(("eval", "train")),  # the student's mode in the refresh
 }
 
+# l2rw and mwnet (methods/lookahead.py MetaReweight)
+META_REWEIGHT_RULES = {
+    "loss": Choice(("kd", "ce")),  # kd: kd's per-example mix (teachers); ce: CE (no teacher)
+    "T": Real(0, low_open=True),
+    "kd_weight": Real(0, 1),
+    "meta_batch": Int(1, none="the training batch size"),  # clean examples per look-ahead
+    "meta_bn": Choice(("train", "eval")),  # BatchNorm of the meta loss: batch or running stats
+}
+
 HPARAM_RULES = {
     "ce": {},
     "kd": {"T": Real(0, low_open=True), "kd_weight": Real(0, 1)},
@@ -148,6 +201,22 @@ HPARAM_RULES = {
     "almkd": ALM_RULES,
     "amal": ALM_RULES,
     "almkd_v1": {k: v for k, v in ALM_RULES.items() if k != "kd_share"},
+    "ce_clean": {},
+    "ce_union": {"clean_weight": Real(0)},  # weight of a clean example's CE (noisy: 1)
+    "kd_union": {"T": Real(0, low_open=True), "kd_weight": Real(0, 1),
+                 "clean_weight": Real(0)},  # a clean example's CE weight (no KD term)
+    "kd_finetune": {"T": Real(0, low_open=True), "kd_weight": Real(0, 1),
+                    "finetune_epochs": Int(0),
+                    "finetune_lr": Real(0, low_open=True,
+                                        none="a tenth of the schedule's initial lr")},
+    "l2rw": {**META_REWEIGHT_RULES,
+             "meta_decay": Real(0, none="the run's weight decay (the authors' meta cost has it)")},
+    "mwnet": {**META_REWEIGHT_RULES,
+              "hidden": Int(1),  # the weight net's hidden units: 1 -> hidden -> 1, sigmoid
+              "meta_optimizer": Choice(("adam", "sgd")),  # sgd: momentum 0.9, Nesterov
+              "meta_lr": Real(0, low_open=True),  # the weight net's learning rate
+              "meta_weight_decay": Real(0),  # the weight net's optimizer's weight decay
+              "normalise": Choice(("none", "sum"))},  # sum: weights / their batch sum
     "almkd_full": {
         **ALM_RULES,
         # its exact look-ahead draws validation batches of meta_val_batch (schedule almkd):

@@ -147,8 +147,13 @@ def test_bad_configs_name_the_key(change, message):
 def test_protocol_is_in_every_spec_and_keeps_studies_apart():
     suite = grid.plan(TINY)
     amal = {"name": "amal", "hparams": {"meta_start": 1, "meta_every": 1}}
-    both = grid.plan({**TINY, "methods": ["ce", "kd", amal], "datasets": [
-        TINY["datasets"][0], {**TINY["datasets"][0], "protocol": "authors"}]})
+    two = [TINY["datasets"][0], {**TINY["datasets"][0], "protocol": "authors"}]
+    # one labels file per seed serves both protocols, whose selection-split defaults differ
+    # (suite: disjoint, authors: shared): the config must say which
+    with pytest.raises(UserError, match="select_fraction"):
+        grid.plan({**TINY, "methods": ["ce", "kd", amal], "datasets": two})
+    both = grid.plan({**TINY, "methods": ["ce", "kd", amal], "select_fraction": 0,
+                      "datasets": two})
     assert all(dict(r.train)["protocol"] == "suite" for r in suite.student_runs)
     authors = [r for r in both.student_runs + both.teacher_runs
                if dict(r.train)["protocol"] == "authors"]
@@ -243,8 +248,10 @@ def test_a_dataset_listed_twice_is_refused_unless_per_protocol_with_one_split():
     with pytest.raises(UserError, match=r"datasets\[digits\].*listed twice under protocol "
                                         r"'suite'.*runs/digits\)"):
         grid.plan({**TINY, "datasets": [digits, digits]})
-    authors = {**digits, "protocol": "authors", "methods": ["ce", "kd"]}
+    authors = {**digits, "protocol": "authors", "methods": ["ce", "kd"], "select_fraction": 0.1}
     assert grid.plan({**TINY, "datasets": [digits, authors]})
-    with pytest.raises(UserError, match=r"datasets\[digits\].*differ in val_fraction or "
-                                        "train_subset"):
+    with pytest.raises(UserError, match=r"datasets\[digits\].*differ in val_fraction, "
+                                        "train_subset or select_fraction"):
         grid.plan({**TINY, "datasets": [digits, {**authors, "train_subset": 100}]})
+    with pytest.raises(UserError, match="select_fraction"):  # the protocols' defaults differ
+        grid.plan({**TINY, "datasets": [digits, {**authors, "select_fraction": None}]})

@@ -181,7 +181,7 @@ def test_forget_follows_a_symlinked_parent_to_its_real_place_and_refuses(tmp_pat
     assert arg.is_dir()  # reached through the symlink
     assert main(["forget", str(arg)]) == 2
     line = one_error_line(capsys.readouterr().err, "forget")
-    assert "resolves to" in line
+    assert "runs is a symlink" in line
     assert (victim / "precious").exists()
 
 
@@ -417,3 +417,179 @@ def test_report_before_a_plan_says_there_is_none(tmp_path, capsys):
     text = (tmp_path / "tables" / "completeness.md").read_text()
     assert "every planned run finished" not in text
     assert "Not known: there is no plan" in text
+
+
+# -- found by review: more ways in ---------------------------------------------------------
+
+def test_forget_refuses_a_symlinked_run_reached_through_dot_dot(tmp_path, capsys):
+    """seedN/../seedN names a symlinked run folder without ending in the link itself."""
+    other, other_ckpt = make_run(tmp_path, RUN.replace("results/default", "results/other"))
+    linked = tmp_path / RUN.replace("/kd/", "/kd2/")
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(other)
+    assert main(["forget", f"{linked}/../seed3"]) == 2
+    assert "symlink" in one_error_line(capsys.readouterr().err, "forget")
+    assert other.exists() and other_ckpt.exists()
+
+
+def test_forget_accepts_a_study_that_is_itself_a_symlink(tmp_path):
+    """results/big -> /scratch/big: a study kept elsewhere is a study like any other."""
+    scratch = tmp_path / "scratch"
+    run, ckpt = make_run(scratch)
+    (tmp_path / "proj/results").mkdir(parents=True)
+    (tmp_path / "proj/results/default").symlink_to(scratch / "results/default")
+    assert main(["forget", str(tmp_path / "proj" / RUN)]) == 0
+    assert not run.exists() and not ckpt.exists()
+
+
+def test_forget_refuses_the_folders_of_a_layout_as_studies(tmp_path, capsys):
+    """In the layout before studies, results/checkpoints/runs/... is a checkpoint folder,
+    not a study named checkpoints."""
+    legacy = tmp_path / "results/checkpoints/runs/digits/symmetric_0.40/single-x/kd/seed3"
+    legacy.mkdir(parents=True)
+    # read as the legacy layout: a run of setup 'single-x' under results/checkpoints/runs is
+    # not a run folder of either layout
+    assert main(["forget", str(legacy)]) == 2
+    one_error_line(capsys.readouterr().err, "forget")
+    assert legacy.exists()
+
+
+def test_forget_refuses_a_checkpoint_path_that_is_a_file(tmp_path, capsys):
+    run, ckpt = make_run(tmp_path)
+    other, other_ckpt = make_run(tmp_path, RUN.replace("seed3", "seed4"))
+    shutil.rmtree(other_ckpt)
+    other_ckpt.write_text("x")
+    assert main(["forget", str(run), str(other)]) == 2
+    assert "not a folder" in one_error_line(capsys.readouterr().err, "forget")
+    assert run.exists() and ckpt.exists() and other.exists()
+
+
+def test_a_lock_that_is_a_fifo_is_one_line_not_a_hang(tmp_path, capsys):
+    run, ckpt = make_run(tmp_path)
+    os.mkfifo(ckpt / "lock")
+    assert main(["forget", str(run)]) == 2
+    assert "lock is not a file" in one_error_line(capsys.readouterr().err, "forget")
+    assert run.exists()
+
+
+@pytest.mark.parametrize("study", ["x\n", "runs", "checkpoints", "../x", "x y"])
+def test_a_study_name_that_is_not_one_folder_is_refused(study):
+    from benchmark import grid
+    from benchmark.config_check import explain_file
+
+    name = study.replace("\\n", "\n")
+    cfg = {"study": name, "datasets": [{"name": "synthetic"}], "noise": [{"type": "symmetric",
+           "rates": [0.2]}], "methods": ["ce"], "seeds": [0]}
+    with pytest.raises(grid.UserError, match="study"):
+        grid.plan(cfg)
+    if name in ("x\n", "../x", "x y"):  # the schema refuses them too
+        assert explain_file(cfg, str(REPO_ROOT / "workflows/config/schema.yaml"))
+
+
+def test_an_integer_too_large_for_a_float_is_one_line(tmp_path, capsys):
+    from benchmark import grid
+    from benchmark.run_metrics import metrics_problems
+
+    cfg = {"datasets": [{"name": "synthetic", "student": "mlp_8", "teacher": "mlp_8",
+                         "train": {"lr": 10**400}}],
+           "noise": [{"type": "symmetric", "rates": [0.2]}],
+           "methods": [{"name": "kd", "hparams": {"T": 10**400}}], "seeds": [0],
+           "setups": ["single"]}
+    grid.plan(cfg)  # a finite number (absurd, but a number): no OverflowError
+    problems = metrics_problems({"test_acc_last": 10**400}, "m.json", "student")
+    assert any("test_acc_last" in p for p in problems)
+
+
+def _tar_with(tmp_path, extra):
+    import hashlib
+    import io
+    import tarfile
+
+    files = {"config.yaml": b"a: 1\n", "data/pad.json": b"p" * 4096}
+    manifest = {"format": "noisykd-bundle", "version": 1, "study": "s",
+                "files": {k: {"sha256": hashlib.sha256(v).hexdigest(), "size": len(v)}
+                          for k, v in files.items()}, "runs": [], "invocations": []}
+
+    def add(tar, name, data):
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        tar.addfile(ti, io.BytesIO(data))
+
+    path = tmp_path / "crafted.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        add(tar, "manifest.json", json.dumps(manifest).encode())
+        offsets = {}
+        for k, v in files.items():
+            offsets[k] = tar.offset
+            add(tar, k, v)
+        extra(tar, offsets)
+    return path
+
+
+def test_a_pax_sparse_map_is_refused_before_it_is_read(tmp_path):
+    import io
+    import tarfile
+
+    def sparse(tar, _):
+        n = 2_000_000
+        data = b"%d\n" % n + b"0\n" * n
+        ti = tarfile.TarInfo("config2.yaml")
+        ti.size = len(data)
+        ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                          "GNU.sparse.name": "config2.yaml", "GNU.sparse.realsize": "1"}
+        tar.addfile(ti, io.BytesIO(data))
+
+    res = subprocess.run(["noisykd", "bundle", "verify", str(_tar_with(tmp_path, sparse))],
+                         capture_output=True, text=True)
+    assert res.returncode == 1 and "GNU sparse (pax 1.0)" in res.stdout + res.stderr
+
+
+def test_a_member_that_points_backwards_stops_the_reading(tmp_path):
+    import io
+    import tarfile
+
+    def backwards(tar, offsets):
+        after = tar.offset
+        ti = tarfile.TarInfo("data/zz.json")
+        ti.size = 0
+        ti.pax_headers = {"size": str(offsets["config.yaml"] - (after + 1536))}
+        tar.addfile(ti, io.BytesIO(b""))
+
+    res = subprocess.run(["noisykd", "bundle", "verify", str(_tar_with(tmp_path, backwards))],
+                         capture_output=True, text=True)
+    out = res.stdout + res.stderr
+    assert res.returncode == 1 and ("before the previous one ended" in out
+                                    or "negative size" in out), out
+
+
+def test_malformed_invocation_records_are_problems_not_tracebacks(tmp_path):
+    import hashlib
+    import io
+    import tarfile
+
+    for record in ({"wall_time_s": "long"}, {"git": "abc"}, {"host": 3}):
+        files = {"config.yaml": b"a: 1\n"}
+        manifest = {"format": "noisykd-bundle", "version": 1, "study": "s",
+                    "files": {k: {"sha256": hashlib.sha256(v).hexdigest(), "size": len(v)}
+                              for k, v in files.items()}, "runs": [],
+                    "invocations": [record]}
+        path = tmp_path / "inv.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            for name, data in (("manifest.json", json.dumps(manifest).encode()),
+                               ("config.yaml", files["config.yaml"])):
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                tar.addfile(ti, io.BytesIO(data))
+        res = subprocess.run(["noisykd", "bundle", "verify", str(path)], capture_output=True,
+                             text=True)
+        out = res.stdout + res.stderr
+        assert res.returncode == 1 and "invocations[0]" in out and "Traceback" not in out
+
+
+def test_a_umask_without_owner_write_still_writes(tmp_path):
+    """atomic_path sets the mode after the writer is done (open needs no write bit then)."""
+    out = tmp_path / "x.txt"
+    code = ("import os; os.umask(0o222); from benchmark.runinfo import atomic_write_text; "
+            f"atomic_write_text({str(out)!r}, 'hi')")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert out.read_text() == "hi" and stat.S_IMODE(out.stat().st_mode) == 0o444

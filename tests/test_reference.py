@@ -39,7 +39,7 @@ def test_every_slice_run_is_a_reference_run_with_its_spec():
                        for n in ("reference", "reference_slice"))
     for d in {r.dataset for r in sl.student_runs}:  # labels files: split and subset too
         assert grid.val_fraction_of(sl_cfg, d) == grid.val_fraction_of(ref_cfg, d)
-        assert grid.train_subset_arg(sl_cfg, d) == grid.train_subset_arg(ref_cfg, d)
+        assert grid.labels_split_args(sl_cfg, d) == grid.labels_split_args(ref_cfg, d)
 
 
 def test_the_slice_covers_what_issue_16_asks():

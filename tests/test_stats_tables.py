@@ -404,7 +404,8 @@ def test_markdown_table():
     assert "**" in row and "(+K +F +C)" in row  # best mean, better than each baseline
     assert [line.split("|")[1].strip() for line in body.splitlines()
             if line.startswith("| ")][1:] == [
-        "ce", "kd", "fixed_alpha", "chosen alpha", "almkd", "teacher acc", "teacher agreement"]
+        "ce", "kd", "fixed_alpha", "chosen alpha", "almkd‡", "teacher acc", "teacher agreement"]
+    assert "‡: trains on clean labels, the meta split (almkd)" in md  # the clean budget
     assert "| teacher acc       | 80.00" in md
     assert "Holm-corrected over the 3 comparisons" in md and "n = 5 seeds" in md
     assert "80% power from" in md and "K = kd, F = fixed_alpha, C = ce" in md

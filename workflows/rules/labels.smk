@@ -26,7 +26,7 @@ rule prepare_data:
     priority: 1  # upstream of everything (teachers too): first
     shell:
         "noisykd prepare-data --dataset {wildcards.dataset} {params.paths} {params.download}"
-        " --out {output} > {log} 2>&1" + SHOW_ERROR
+        " --out {output:q} > {log:q} 2>&1" + SHOW_ERROR
 
 
 rule labels:
@@ -38,10 +38,10 @@ rule labels:
         f"{PLAN.root}/logs/labels/{{dataset}}/{{noise_id}}/seed{{seed}}.log",
     params:
         noise=lambda wc: grid.labels_cli_args(wc.noise_id),
-        # the dataset's training subset rides with the path options, so a dataset without one
-        # keeps the params (and Snakemake's params trigger) it always had
+        # the dataset's training subset and selection split ride with the path options, so a
+        # dataset without either keeps the params (and Snakemake's params trigger) it always had
         paths=lambda wc: " ".join(filter(None, [_path_args(config),
-                                                grid.train_subset_arg(config, wc.dataset)])),
+                                                grid.labels_split_args(config, wc.dataset)])),
         cifar_n=(f"--cifar-n-dir {quote_always(config['cifar_n_dir'])}"
                  if config.get("cifar_n_dir") else ""),
         val_fraction=lambda wc: grid.val_fraction_of(config, wc.dataset),
@@ -52,5 +52,5 @@ rule labels:
         runtime=10,
     shell:
         "noisykd labels --dataset {wildcards.dataset} {params.noise} --seed {wildcards.seed}"
-        " --val-fraction {params.val_fraction} {params.paths} {params.cifar_n} --out {output}"
-        " > {log} 2>&1" + SHOW_ERROR
+        " --val-fraction {params.val_fraction} {params.paths} {params.cifar_n} --out {output:q}"
+        " > {log:q} 2>&1" + SHOW_ERROR

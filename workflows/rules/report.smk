@@ -52,7 +52,7 @@ rule report:
         f"{PLAN.root}/logs/report.log",
     localrule: True
     shell:
-        f"noisykd report --results {quote_always(PLAN.root)} > {{log}} 2>&1" + SHOW_LOG
+        f"noisykd report --results {quote_always(PLAN.root)} > {{log:q}} 2>&1" + SHOW_LOG
 
 
 rule tables:
