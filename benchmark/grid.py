@@ -16,11 +16,10 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 
-from methods.hparams import (
-    CLEAN_BUDGET_BASELINES,
-    CLEAN_LABEL_METHODS,
+from methods.hparams import (  # the catalog facts, re-exported for the analysis modules
+    CLEAN_BUDGET_BASELINES,  # noqa: F401
+    CLEAN_LABEL_METHODS,  # noqa: F401
     HPARAM_DEFAULTS,
-    NO_TEACHER_METHODS,
     check_hparams,
     method_uses_teachers,
 )
@@ -44,8 +43,6 @@ METHOD_NAMES = tuple(HPARAM_DEFAULTS)  # methods/hparams.py lists every method o
 ALM_METHODS = ("almkd", "amal", "almkd_v1", "almkd_full")
 CONVEX_METHODS = ("almkd", "almkd_full")  # weights on the simplex (methods/mixing.py)
 BASELINE_METHODS = tuple(m for m in METHOD_NAMES if m not in ALM_METHODS)
-# re-exported for the analysis modules (methods/hparams.py lists each fact once)
-__all__ = ["CLEAN_BUDGET_BASELINES", "CLEAN_LABEL_METHODS", "NO_TEACHER_METHODS"]
 TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
 TOP_KEYS = {"study", "datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
             "teacher_checkpoint", "val_fraction", "select_fraction", "data_root", "cifar_n_dir",

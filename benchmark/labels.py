@@ -21,6 +21,7 @@ The clean data come in two splits (the clean-data budget, issue 25):
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import zipfile
@@ -33,7 +34,7 @@ from .data import DatasetRecord, dataset_names, get_entry, load_dataset
 from .data.cifar_n import load_human_labels
 from .errors import UserError
 from .noise import NoiseSpec, apply_noise, realised_transition
-from .runinfo import derive_seed, write_npz_atomic
+from .runinfo import derive_seed, file_sha256, write_npz_atomic
 
 LABELS_SCHEMA_VERSION = 1
 DEFAULT_VAL_FRACTION = 0.1
@@ -144,8 +145,9 @@ def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dic
     train_idx, val_idx = stratified_split(pool_y, req.val_fraction, split_seed)
     extra_meta, extra_seeds, extra_arrays = {}, {}, {}
     n_select = round((req.select_fraction or 0.0) * len(pool_y))
-    if n_select and req.train_subset is None:  # from the training split: it shrinks
+    if n_select:
         extra_seeds["select"] = derive_seed(req.seed, "select", req.dataset)
+    if n_select and req.train_subset is None:  # from the training split: it shrinks
         select_idx = select_split(pool_y, train_idx, n_select, extra_seeds["select"],
                                   "training split")
         train_idx = np.setdiff1d(train_idx, select_idx)
@@ -156,7 +158,6 @@ def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dic
         full_train = train_idx
         train_idx = stratified_subset(pool_y, train_idx, req.train_subset, extra_seeds["subset"])
         if n_select:  # from the examples the subset leaves unused: training is unchanged
-            extra_seeds["select"] = derive_seed(req.seed, "select", req.dataset)
             select_idx = select_split(pool_y, np.setdiff1d(full_train, train_idx), n_select,
                                       extra_seeds["select"], "training pool the subset leaves")
             source = "unused training pool"
@@ -230,6 +231,11 @@ class LabelsFile:
     path: Path
     arrays: dict[str, np.ndarray]
     meta: dict
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The file's sha256, read once (a run's spec and each teacher check use it)."""
+        return file_sha256(self.path)
 
     def check_dataset(self, record: DatasetRecord) -> None:
         """Refuse a labels file that was made from another dataset (or another copy of it)."""

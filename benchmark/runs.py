@@ -22,7 +22,6 @@ from .errors import UserError
 from .labels import LabelsFile, read_labels
 from .runinfo import (
     derive_seed,
-    file_sha256,
     provenance,
     spec_hash,
     split_results,
@@ -69,7 +68,7 @@ def read_metrics(path: Path) -> dict:
 
 
 def _labels_identity(lf: LabelsFile) -> dict:
-    ident = {"file_sha256": file_sha256(lf.path), "noise": lf.meta["noise"]["id"],
+    ident = {"file_sha256": lf.sha256, "noise": lf.meta["noise"]["id"],
              "seed": lf.meta["seed"], "dataset_fingerprint": lf.meta["dataset_fingerprint"]}
     if lf.meta.get("train_subset") is not None:  # only then: other runs keep their spec hash
         ident["train_subset"] = lf.meta["train_subset"]
@@ -114,10 +113,10 @@ def _teacher_info(tdir: Path, which: str, req: RunRequest, lf: LabelsFile) -> di
                         f"{lf.meta.get('train_subset')})")
     # the exact labels file, not only its metadata: a hand-made file with the same dataset,
     # seed, noise and subset but other labels is refused
-    if spec.get("labels", {}).get("file_sha256") != file_sha256(lf.path):
+    if spec.get("labels", {}).get("file_sha256") != lf.sha256:
         raise UserError(f"teacher {tdir} was trained on another labels file (sha256 "
                         f"{spec.get('labels', {}).get('file_sha256')}) than this run's "
-                        f"{lf.path} (sha256 {file_sha256(lf.path)}); retrain the teacher on "
+                        f"{lf.path} (sha256 {lf.sha256}); retrain the teacher on "
                         "these labels")
     return {"dir": str(tdir), "arch": spec["arch"], "config_hash": m["config_hash"],
             "teacher_labels": spec.get("teacher_labels"), "checkpoint": which,
