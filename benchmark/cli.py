@@ -357,10 +357,12 @@ def _add_compare(sub) -> None:
                    help="equivalence margin in percentage points (default 1.0)")
     p.add_argument("--out", type=Path, help="also write compare.md and tidy CSVs here")
     p.add_argument("--fail-on", choices=["differs", "inconclusive", "moved"],
-                   help="exit 1 when any cell has this verdict (differs: also when a matched "
-                        "run is not comparable; inconclusive: also when any cell differs); "
-                        "moved: as differs, and also when any matched run's numbers are not "
-                        "bit-identical (a rerun of the same code on the same arithmetic)")
+                   help="exit 1 when: differs: any cell is labelled better or worse (beyond "
+                        "the margin, above or below the reference), or a matched run is not "
+                        "comparable; inconclusive: as differs, and also when any cell is "
+                        "inconclusive; moved: as differs, and also when any matched run's "
+                        "numbers are not bit-identical (a rerun of the same code on the same "
+                        "arithmetic)")
     p.add_argument("--platform", type=Path, metavar="FINGERPRINT",
                    help="the arithmetic fingerprint of the machine that made REFERENCE (`noisykd "
                         "fingerprint --out FILE`): on a machine whose fingerprint differs, "
@@ -391,6 +393,7 @@ def _run_fingerprint(args) -> int:
 
 def _run_compare(args) -> int:
     from .compare import compare, markdown, write_outputs
+    from .vocabulary import INCONCLUSIVE
 
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} exists and is not a folder")
@@ -412,9 +415,9 @@ def _run_compare(args) -> int:
         write_outputs(result, args.out, text)
     if note:
         print(note, file=sys.stderr)
-    differs = result.count("differs") + len(result.not_comparable)
+    differs = result.n_differs + len(result.not_comparable)  # better or worse
     failing = {"differs": differs,
-               "inconclusive": differs + result.count("inconclusive"),
+               "inconclusive": differs + result.count(INCONCLUSIVE),
                "moved": differs + result.n_moved}
     if fail_on and failing[fail_on]:
         what = "cells and runs" if fail_on == "moved" else "cells"

@@ -23,7 +23,20 @@ RUN_COLUMNS = ["dataset", "noise_id", "noise_kind", "rate", "variant", "setup_id
                "method", "method_id", "alpha", "seed", "test_acc_best_val", "test_acc_last",
                "val_acc_best", "val_acc_last", "best_epoch", "epochs", "images_per_s",
                "train_time_s", "teacher_ids", "cell_spec", "shared_spec", "teacher_spec",
-               "git_commit", "git_dirty", "path", "train_subset"]
+               "git_commit", "git_dirty", "path", "train_subset", "hparams"]
+TEACHER_COLUMNS = ["dataset", "noise_id", "teacher_id", "seed", "test_acc_last",
+                   "test_acc_best_val", "agreement_given", "agreement_noisy", "agreement_clean",
+                   "path"]
+
+
+def resolved_hparams(method: str, given: dict) -> str:
+    """A run's hyper-parameters as its method resolves them: the given ones over the method's
+    defaults (methods/hparams.py), as a compact JSON object with sorted keys, so that a
+    variant that gives the defaults explicitly and one that gives nothing are the same."""
+    from methods.hparams import HPARAM_DEFAULTS
+
+    return json.dumps({**HPARAM_DEFAULTS.get(method, {}), **dict(given or {})},
+                      sort_keys=True, separators=(",", ":"))
 
 
 def _read(path: Path, kind: str):
@@ -72,11 +85,12 @@ def collect_runs(results: Path) -> pd.DataFrame:
         parts = path.relative_to(results).parts  # runs, dataset, noise, setup, method, seedN
         spec = m["spec"]
         hp = spec.get("method", {}).get("hparams", {})
+        method = spec.get("method", {}).get("name", "ce")
         git = m.get("provenance", {}).get("git", {})
         rows.append({
             "dataset": parts[1], "noise_id": parts[2], **_noise_fields(parts[2]),
             "setup_id": parts[3], "setup": setup_kind(parts[3]),
-            "method": spec.get("method", {}).get("name", "ce"), "method_id": parts[4],
+            "method": method, "method_id": parts[4],
             "alpha": hp.get("alpha"), "seed": spec["seed"],
             "test_acc_best_val": m["test_acc_best_val"], "test_acc_last": m["test_acc_last"],
             "val_acc_best": m["val_acc_best"], "val_acc_last": m["val_acc_last"],
@@ -86,7 +100,8 @@ def collect_runs(results: Path) -> pd.DataFrame:
                                  for t in spec.get("teachers", [])),
             **_spec_hashes(spec), "git_commit": git.get("commit"),
             "git_dirty": git.get("dirty"), "path": str(path.parent),
-            "train_subset": spec.get("labels", {}).get("train_subset")})
+            "train_subset": spec.get("labels", {}).get("train_subset"),
+            "hparams": resolved_hparams(method, hp)})
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
@@ -102,6 +117,9 @@ def train_subsets(runs: pd.DataFrame) -> dict[str, list[int]]:
 
 
 def collect_teachers(results: Path) -> pd.DataFrame:
+    """Every finished teacher, one row each; ``agreement_*``: how often its top class on the
+    training split equals the labels it was given, the noisy and the clean labels (NaN where
+    an older metrics.json does not record one)."""
     rows = []
     for path in sorted(Path(results).glob("teachers/*/*/*/seed*/metrics.json")):
         m = _read(path, "teacher")
@@ -109,9 +127,11 @@ def collect_teachers(results: Path) -> pd.DataFrame:
         rows.append({"dataset": parts[1], "noise_id": parts[2], "teacher_id": parts[3],
                      "seed": m["spec"]["seed"], "test_acc_last": m["test_acc_last"],
                      "test_acc_best_val": m["test_acc_best_val"],
-                     "agreement_given": m.get("teacher", {}).get("agreement_given"),
-                     "agreement_noisy": m.get("teacher", {}).get("agreement_noisy"),
+                     **{k: _fraction(m.get("teacher", {}).get(k)) for k in (
+                         "agreement_given", "agreement_noisy", "agreement_clean")},
                      "path": str(path.parent)})
-    return pd.DataFrame(rows, columns=["dataset", "noise_id", "teacher_id", "seed",
-                                       "test_acc_last", "test_acc_best_val", "agreement_given",
-                                       "agreement_noisy", "path"])
+    return pd.DataFrame(rows, columns=TEACHER_COLUMNS)
+
+
+def _fraction(v) -> float:
+    return float("nan") if v is None else float(v)

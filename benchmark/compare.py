@@ -8,22 +8,26 @@ student, training, method, teachers), paired or not. Not comparable runs take no
 any statistic.
 
 Per cell and method (dataset, noise, setup id, method id) and metric, in percentage points,
-``diff`` = results - reference:
+``diff`` = results - reference, labelled with the report's vocabulary (benchmark/vocabulary.py,
+the constants imported from there):
 
 - paired by seed when at least two seeds are shared (a seed fixes labels, split and
   initialisation; ``diff`` and the tests then use the shared seeds only, ``n_paired``), else
   Welch (unequal variances) over all runs of each side;
-- ``reproduced`` when the equivalence test (TOST, ``statsmodels.stats.weightstats.
+- ``equivalent`` when the equivalence test (TOST, ``statsmodels.stats.weightstats.
   ttost_paired`` / ``ttost_ind``, bounds +-margin) has p < 0.05, i.e. the 90% CI lies
-  inside +-margin: each cell's own claim at 5%, and "reproduced everywhere" an
-  intersection-union claim, also at 5% without correction;
-- ``differs`` when the two-sided test of "the difference is beyond the margin on the
-  observed side" (twice the one-sided p, so that its level holds although the side is
+  inside +-margin: each cell's own claim at 5%, and "equivalent everywhere" (reproduced)
+  an intersection-union claim, also at 5% without correction;
+- ``better`` / ``worse`` when the two-sided test of "the difference is beyond the margin on
+  the observed side" (twice the one-sided p, so that its level holds although the side is
   chosen after seeing the data), Holm-adjusted over every tested cell and metric, is
-  < 0.05: the 95% CI lies beyond the margin and one ``differs`` anywhere is a finding at 5%
-  family-wise (what ``--fail-on differs`` acts on); else ``inconclusive``;
+  < 0.05: the 95% CI lies beyond the margin, above the reference (``better``, diff > 0) or
+  below it (``worse``, diff < 0), and one such cell anywhere is a finding at 5% family-wise
+  (what ``--fail-on differs`` acts on: any cell ``better`` or ``worse``); else
+  ``inconclusive``;
 - differences that are constant across seeds (bit-identical reruns differ by 0) are decided
-  exactly and take no part in Holm's family;
+  exactly, with the same words (|diff| < margin: ``equivalent``; beyond it: ``better`` /
+  ``worse`` by its sign; at it: ``inconclusive``), and take no part in Holm's family;
 - ``moved``: every matched, comparable run whose recorded numbers (test and validation
   accuracies, best epoch, last training loss) are not bit-identical. A rerun of the same
   code on a machine with the same arithmetic (benchmark/arithmetic.py) moves nothing, so
@@ -33,9 +37,10 @@ Per cell and method (dataset, noise, setup id, method id) and metric, in percent
   has 80% power if the observed mean and spread are the truth (noncentral t: TOST at 5%
   when |diff| < margin, else the difference test at Holm's first threshold).
 
-Per setup: the aggregate verdicts (ALM better / worse / no difference than each declared
-baseline, benchmark/verdicts.py) of both studies side by side, and per cell Kendall's tau
-between the two studies' mean scores of the methods.
+Per setup, metric, scope (``in_these_cells`` / ``across_tasks``) and declared (ALM,
+baseline) pair: the report's verdicts (benchmark/verdicts.py: better / worse / equivalent /
+inconclusive / not testable) of both studies side by side and whether they agree; and per
+cell Kendall's tau between the two studies' mean scores of the methods.
 """
 
 from __future__ import annotations
@@ -50,12 +55,14 @@ from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 from .scores import METRICS
 from .stats import ALPHA, FLAT, holm
+from .vocabulary import BETTER, EQUIVALENT, INCONCLUSIVE, MARGIN, WORSE
 
 KEY = ["dataset", "noise_id", "setup_id", "method_id"]
 CELL_COLUMNS = KEY + ["metric", "n_ref", "mean_ref", "sd_ref", "n", "mean", "sd", "n_paired",
                       "diff", "ci_low", "ci_high", "ci90_low", "ci90_high", "p_equivalent",
                       "p_differs", "p_differs_holm", "verdict", "seeds_needed"]
-VERDICTS = ("reproduced", "differs", "inconclusive")
+VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)  # the vocabulary's order
+DIFFERS = (BETTER, WORSE)  # what --fail-on differs acts on
 POWER = 0.8
 #: what a bit-identical rerun reproduces exactly (those the frames have; the training loss is
 #: a float that moves with any change of the arithmetic, where an accuracy may not)
@@ -67,7 +74,7 @@ MOVED_COLUMNS = KEY + ["seed", "number", "reference", "results"]
 @dataclass
 class Comparison:
     cells: pd.DataFrame  # CELL_COLUMNS
-    setups: pd.DataFrame  # setup, metric, alm, baseline, verdict_ref, verdict, agree
+    setups: pd.DataFrame  # AGREEMENT_KEY + verdict_ref, verdict, agree
     ranks: pd.DataFrame  # dataset, noise_id, setup, metric, n_methods, kendall_tau
     not_comparable: pd.DataFrame  # KEY + seed, keys
     only_ref: pd.DataFrame  # KEY + seed
@@ -78,6 +85,11 @@ class Comparison:
 
     def count(self, verdict: str) -> int:
         return int((self.cells["verdict"] == verdict).sum())
+
+    @property
+    def n_differs(self) -> int:
+        """Cells labelled ``better`` or ``worse`` (what ``--fail-on differs`` counts)."""
+        return sum(self.count(v) for v in DIFFERS)
 
     @property
     def n_moved(self) -> int:
@@ -165,14 +177,17 @@ def _needed(mean: float, sd: float, margin: float, alpha: float, paired: bool) -
 
 def _exact(diff: float, margin: float) -> str:
     """The verdict of a difference that does not vary across seeds."""
-    return ("reproduced" if abs(diff) < margin else "differs" if abs(diff) > margin
-            else "inconclusive")
+    if abs(diff) < margin:
+        return EQUIVALENT
+    if abs(diff) > margin:
+        return BETTER if diff > 0 else WORSE
+    return INCONCLUSIVE
 
 
 def _cell(ref: np.ndarray, new: np.ndarray, paired: bool, margin: float) -> dict:
     """Statistics of one cell and metric: ``ref``, ``new`` in points (paired: aligned by
     seed). ``p_differs`` is two-sided (twice the tail on the observed side), so that
-    `differs` means the 95% CI lies beyond the margin; ``exact`` is the verdict of a
+    `better` / `worse` mean the 95% CI lies beyond the margin; ``exact`` is the verdict of a
     difference constant across seeds (no test), else None."""
     out = {"diff": np.nan, "ci_low": np.nan, "ci_high": np.nan, "ci90_low": np.nan,
            "ci90_high": np.nan, "p_equivalent": np.nan, "p_differs": np.nan, "exact": None,
@@ -213,7 +228,7 @@ def _cell(ref: np.ndarray, new: np.ndarray, paired: bool, margin: float) -> dict
 SEED_KEYS = ("seed", "labels.seed", "labels.file_sha256", "config_hash")
 
 
-def compare_runs(ref: pd.DataFrame, new: pd.DataFrame, margin: float = 1.0) -> Comparison:
+def compare_runs(ref: pd.DataFrame, new: pd.DataFrame, margin: float = MARGIN) -> Comparison:
     """Cell verdicts of two run frames (collect_runs columns plus ``spec``)."""
     ident = KEY + ["seed"]
     both = ref.merge(new, on=ident, suffixes=("_ref", ""), how="outer", indicator=True)
@@ -263,14 +278,15 @@ def compare_runs(ref: pd.DataFrame, new: pd.DataFrame, margin: float = 1.0) -> C
                           not_comparable, only_ref, only_new, margin, moved, n_identical)
     cells_df["p_differs_holm"] = holm(cells_df["p_differs"])
     k = max(1, int(cells_df["p_differs"].notna().sum()))
+    shown = cells_df["p_differs_holm"] < ALPHA  # the 95% CI beyond the margin
     verdict = np.select(
         [cells_df["exact"].notna(), cells_df["p_equivalent"] < ALPHA,
-         cells_df["p_differs_holm"] < ALPHA],
-        [cells_df["exact"], "reproduced", "differs"], "inconclusive")
+         shown & (cells_df["diff"] > 0), shown & (cells_df["diff"] < 0)],
+        [cells_df["exact"], EQUIVALENT, BETTER, WORSE], INCONCLUSIVE)
     cells_df["verdict"] = verdict
     cells_df["seeds_needed"] = [
         _needed(row.diff, row.sd_d, margin, ALPHA / k, row.paired)
-        if v == "inconclusive" and row.exact is None else np.nan
+        if v == INCONCLUSIVE and row.exact is None else np.nan
         for row, v in zip(cells_df.itertuples(index=False), verdict, strict=True)]
     return Comparison(cells_df[CELL_COLUMNS].reset_index(drop=True), pd.DataFrame(),
                       pd.DataFrame(), not_comparable, only_ref, only_new, margin, moved,
@@ -285,9 +301,13 @@ def _study_analysis(folder: Path, runs: pd.DataFrame):
     return analyse(comp.included, comp.plan.alm, comp.plan.baselines)
 
 
+AGREEMENT_KEY = ["setup", "metric", "scope", "alm", "baseline"]  # verdicts.csv: a row per scope
+
+
 def setup_agreement(a_ref, a_new) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Aggregate verdicts side by side, and Kendall's tau of the method means per cell."""
-    key = ["setup", "metric", "alm", "baseline"]
+    """Aggregate verdicts side by side (per scope), and Kendall's tau of the method means per
+    cell."""
+    key = AGREEMENT_KEY
     v = a_ref.verdicts[key + ["verdict"]].merge(
         a_new.verdicts[key + ["verdict"]], on=key, how="outer", suffixes=("_ref", ""))
     v["agree"] = v["verdict_ref"] == v["verdict"]
@@ -306,7 +326,7 @@ def setup_agreement(a_ref, a_new) -> tuple[pd.DataFrame, pd.DataFrame]:
                                         "kendall_tau"]))
 
 
-def compare(reference: Path, results: Path, margin: float = 1.0) -> Comparison:
+def compare(reference: Path, results: Path, margin: float = MARGIN) -> Comparison:
     """Compare two studies, each a results folder or a bundle file."""
     from .bundle import BundleInvalid, open_study
     from .errors import UserError
@@ -342,11 +362,12 @@ def markdown(c: Comparison, reference: str, results: str) -> str:
     lines = [f"# Reproduction: {results} against {reference}\n",
              f"Margin +-{c.margin:g} points; per cell and method and metric: {counts}. "
              "diff = results - reference over the shared seeds (paired; Welch when fewer "
-             "than two are shared), with its 95% CI. `reproduced`: equivalent within the "
-             "margin on these seeds (TOST at 5%: the 90% CI, in the CSV, lies inside), not "
-             "identical; `differs`: the 95% CI lies beyond the margin (Holm over every cell, "
-             "5% family-wise); `inconclusive`: neither, with the seeds per side that would "
-             "give 80% power at the observed spread (`seeds_needed`).\n"]
+             f"than two are shared), with its 95% CI. `{EQUIVALENT}`: within the margin on "
+             "these seeds (TOST at 5%: the 90% CI, in the CSV, lies inside), not identical; "
+             f"`{BETTER}` / `{WORSE}`: the 95% CI lies beyond the margin, above / below the "
+             "reference (Holm over every cell, 5% family-wise; `--fail-on differs` acts on "
+             f"either); `{INCONCLUSIVE}`: neither, with the seeds per side that would give 80% "
+             "power at the observed spread (`seeds_needed`).\n"]
     if len(c.not_comparable):
         lines.append(f"**Not comparable: {len(c.not_comparable)} matched runs whose specs "
                      "differ** (left out of every statistic):\n")
@@ -365,8 +386,14 @@ def markdown(c: Comparison, reference: str, results: str) -> str:
                   "seeds_needed"]
     lines.append(_markdown(_fmt(c.cells[cols]), "No cell has runs on both sides."))
     if len(c.setups):
-        lines.append("## Aggregate verdicts per setup (reference vs results)\n")
-        lines.append(_markdown(c.setups.astype(str), ""))
+        lines.append("## Aggregate verdicts per setup and scope (reference vs results)\n")
+        lines.append("The report's verdicts of each declared (ALM, baseline) pair, in each "
+                     "scope: `in_these_cells` (on exactly these cells, seeds the replicates) "
+                     "and `across_tasks` (cells the units); `agree`: the same label in both "
+                     "studies (the last-epoch metric's rows carry no label, as in the "
+                     "report).\n")
+        lines.append(_markdown(c.setups[AGREEMENT_KEY + ["verdict_ref", "verdict", "agree"]]
+                               .astype(str), ""))
     if len(c.ranks):
         lines.append("## Method rankings per cell: Kendall's tau of the mean scores\n")
         lines.append(_markdown(_fmt(c.ranks), ""))

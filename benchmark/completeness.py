@@ -8,8 +8,9 @@ line on stderr by ``noisykd report`` (``--strict`` makes any of them an error):
 - missing: planned runs without ``metrics.json`` (failed, interrupted or never run);
 - extra: finished runs the plan does not contain (an earlier plan's, another teacher's):
   excluded from every table and statistic;
-- duplicate: two included runs for one (dataset, noise, setup kind, method id, seed): always
-  an error naming both folders, never averaged;
+- duplicate: two included runs for one (dataset, noise, setup kind, method id, seed), or for
+  one method with the same resolved hyper-parameters under two method ids (one table row):
+  always an error naming both folders, never averaged;
 - mixed: a table cell whose runs differ in anything but each method's own hyper-parameters
   (data, noise, student, training, protocol, teachers) or in code revision, compared across
   all methods of the cell (``ce`` included): the cell is marked in the tables.
@@ -33,7 +34,8 @@ import pandas as pd
 
 from .errors import UserError
 from .grid import ALM_METHODS, BASELINE_METHODS, CLEAN_BUDGET_BASELINES, METHOD_NAMES
-from .scores import base_method
+from .scores import base_method, table_cells
+from .vocabulary import DEFAULT_FACTORS, FACTORS, MARGIN
 
 CELL_KEYS = ["dataset", "noise_id", "setup"]
 # the order the tables list declared baselines: the strongest competitor first, then the
@@ -50,6 +52,8 @@ class Plan:
     alm: tuple[str, ...]  # ALM methods whose comparisons are declared
     baselines: tuple[str, ...]  # baselines they are compared with, in table order
     source: str
+    margin: float = MARGIN  # the verdicts' equivalence margin (points)
+    moderators: tuple[str, ...] = DEFAULT_FACTORS  # factors whose interaction is tested
 
     @staticmethod
     def declared(methods) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -59,13 +63,17 @@ class Plan:
         return alm, base
 
 
-def plan_payload(run_dirs, methods, root: str) -> dict:
+def plan_payload(run_dirs, methods, root: str, analysis: dict | None = None) -> dict:
     """What the workflow writes to ``<root>/expected_runs.json``: the runs (relative to the
-    study folder ``root``) and the declared comparisons, fixed before any test number
-    exists."""
+    study folder ``root``) and the declared comparisons, equivalence margin and moderators
+    (config key ``analysis``), fixed before any test number exists."""
     alm, base = Plan.declared(methods)
+    analysis = analysis or {}
     runs = sorted(str(Path(r).relative_to(root)) for r in run_dirs)
-    return {"runs": runs, "comparisons": {"alm": list(alm), "baselines": list(base)}}
+    return {"runs": runs, "comparisons": {
+        "alm": list(alm), "baselines": list(base),
+        "margin": float(analysis.get("margin", MARGIN)),
+        "moderators": list(analysis.get("moderators", DEFAULT_FACTORS))}}
 
 
 def read_plan(results: Path, runs: pd.DataFrame) -> Plan:
@@ -96,7 +104,20 @@ def read_plan(results: Path, runs: pd.DataFrame) -> Plan:
             if unknown:
                 raise UserError(f"{listing}: comparisons.{key}: unknown method {unknown[0]!r}")
         alm, base = tuple(comp.get("alm", [])), tuple(comp.get("baselines", []))
-    return Plan(rel, alm, base, f"{PLAN_FILE} (the workflow's plan)")
+    comp = comp or {}
+    margin = comp.get("margin", MARGIN)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin > 0 \
+            or margin == float("inf"):
+        raise UserError(f"{listing}: comparisons.margin {margin!r}: expected a positive number "
+                        "of points")
+    factors = comp.get("moderators", list(DEFAULT_FACTORS))
+    if not isinstance(factors, list) or any(f not in FACTORS for f in factors):
+        bad = factors if not isinstance(factors, list) else next(
+            f for f in factors if f not in FACTORS)
+        raise UserError(f"{listing}: comparisons.moderators: unknown factor {bad!r} (known: "
+                        f"{', '.join(FACTORS)})")
+    return Plan(rel, alm, base, f"{PLAN_FILE} (the workflow's plan)", float(margin),
+                tuple(factors))
 
 
 @dataclass
@@ -168,7 +189,10 @@ def check(results: Path, runs: pd.DataFrame) -> Completeness:
     missing = pd.DataFrame(rows, columns=["dataset", "noise_id", "setup_id", "method_id", "seed",
                                           "status"])
 
-    key = ["dataset", "noise_id", "setup", "method_id", "seed"]
+    # one method with one set of resolved hyper-parameters (collect.py) is one table row
+    # (scores.py), also under two method ids (one spelling the defaults out, one not)
+    key = ["dataset", "noise_id", "setup"] + (["method", "hparams"] if "hparams" in included
+                                              else ["method_id"]) + ["seed"]
     dup = included[included.duplicated(key, keep=False)].sort_values(key + ["path"])
     duplicates = [tuple(g["path"].iloc[:2]) for _, g in dup.groupby(key)]
     mixed, uncommitted = _mixed(included)
@@ -177,11 +201,8 @@ def check(results: Path, runs: pd.DataFrame) -> Completeness:
 
 def _table_cells(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of every table cell (dataset, noise, setup kind): ``ce``'s (setup none) are
-    repeated into each setup of their (dataset, noise)."""
-    others = runs[runs["setup"] != "none"]
-    ce = runs[runs["setup"] == "none"].drop(columns="setup")
-    setups = others[CELL_KEYS].drop_duplicates()
-    return pd.concat([others, ce.merge(setups, on=["dataset", "noise_id"])], ignore_index=True)
+    repeated into each setup of their (dataset, noise), as the tables' scores do."""
+    return table_cells(runs)
 
 
 def _mixed(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

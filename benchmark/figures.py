@@ -10,8 +10,9 @@
 - the weight against the teacher's probability of the given label (binned means);
   all three from per-run summaries (benchmark/alpha_summary.py), so that bundles without the
   per-instance weights draw them too;
-- a critical-difference diagram per setup (average ranks over the setup's cells, bars join
-  methods the Nemenyi post-hoc does not separate; scikit-posthocs draws it).
+- a critical-difference diagram per setup whose Friedman test rejected (average ranks over
+  the setup's cells, bars join methods the Nemenyi post-hoc does not separate;
+  scikit-posthocs draws it); none for a setup without a test or whose test did not reject.
 
 The teacher share is sum_m w_m / sum_k w_k: a_i itself for almkd (weights sum to 1), and the
 comparable number for amal, whose weights are independent.
@@ -228,18 +229,17 @@ def alm_weight_vs_teacher(bins: pd.DataFrame, stem: Path) -> list[Path]:
 def critical_difference(avg_ranks: pd.DataFrame, nemenyi: pd.DataFrame | None, test: dict,
                         stem: Path, title: str) -> list[Path]:
     """Average ranks (1 = best) with bars joining methods the Nemenyi post-hoc does not
-    separate at 0.05; a note instead when the setup has too few blocks or methods."""
-    plt = _plt()
+    separate at 0.05. Drawn only after a Friedman test that rejected (ranks.py: the post-hoc
+    exists only then, Demšar 2006); otherwise no figure at all (an empty list)."""
     if nemenyi is None or not test:
-        n = int(avg_ranks["blocks"].iloc[0]) if len(avg_ranks) else 0
-        return save(_empty(plt, f"{title}\nno Friedman test: {n} complete cells and "
-                           f"{len(avg_ranks)} methods (needs >= 2 and >= 3)"), stem)
+        return []
+    plt = _plt()
     import scikit_posthocs as sp
 
     ranks = avg_ranks.set_index("row")["avg_rank"]
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.3 * len(ranks)))
     sp.critical_difference_diagram(ranks, nemenyi, ax=ax)
     ax.set_title(f"{title}\nFriedman over {test['blocks']} cells: chi2 = "
-                 f"{test['statistic']:.2f}, p = {test['p']:.3g}; bars: Nemenyi p >= 0.05",
-                 fontsize=9)
+                 f"{test['statistic']:.2f}, p = {test['p']:.3g} ({test['p_method']}); "
+                 "bars: Nemenyi p >= 0.05", fontsize=9)
     return save(fig, stem)

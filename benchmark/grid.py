@@ -11,6 +11,7 @@ job's params, which Snakemake's rerun triggers compare.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 from collections import Counter
@@ -46,7 +47,7 @@ BASELINE_METHODS = tuple(m for m in METHOD_NAMES if m not in ALM_METHODS)
 TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
 TOP_KEYS = {"study", "datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
             "teacher_checkpoint", "val_fraction", "select_fraction", "data_root", "cifar_n_dir",
-            "download", "seeds_per_job", "pack_methods", "runtime", "protocol"}
+            "download", "seeds_per_job", "pack_methods", "runtime", "protocol", "analysis"}
 DATASET_KEYS = {"name", "student", "teacher", "multi_teachers", "train", "teacher_train",
                 "noise", "protocol", "train_subset", "val_fraction", "select_fraction", "setups",
                 "teacher_labels", "methods"}
@@ -485,10 +486,30 @@ def _check_convex(methods: list[MethodSpec], n_teachers: list[int], protocol: st
 
 # ---- the plan ------------------------------------------------------------------------------
 
+def _check_analysis(analysis) -> None:
+    """``analysis``: the verdicts' margin and the moderators (benchmark/vocabulary.py)."""
+    from .vocabulary import FACTORS
+
+    _need(isinstance(analysis, dict), "analysis", "expected a mapping (margin, moderators)")
+    unknown = set(analysis) - {"margin", "moderators"}
+    _need(not unknown, f"analysis.{min(unknown) if unknown else ''}",
+          "unknown key (known: margin, moderators)")
+    margin = analysis.get("margin", 1.0)
+    _need(isinstance(margin, (int, float)) and not isinstance(margin, bool)
+          and math.isfinite(margin) and margin > 0, "analysis.margin",
+          f"{margin!r}: expected a positive number of points")
+    factors = analysis.get("moderators", [])
+    _need(isinstance(factors, list), "analysis.moderators", "expected a list of factors")
+    for f in factors:
+        _need(f in FACTORS, "analysis.moderators", f"unknown factor {f!r} (known: "
+              f"{', '.join(FACTORS)})")
+
+
 def plan(config: dict) -> Plan:
     """Every labels file, teacher and student run of a config; ``UserError`` names a bad key."""
     unknown = set(config) - TOP_KEYS
     _need(not unknown, ", ".join(sorted(unknown)), "unknown top-level key")
+    _check_analysis(config.get("analysis", {}))
     study = config.get("study", "default")
     # fullmatch: `$` alone also matches before a final newline
     _need(isinstance(study, str) and re.fullmatch(STUDY_PATTERN.strip("^$"), study) is not None
@@ -650,7 +671,7 @@ def rule_name(job: Job) -> str:
 
 
 REPORT_TABLES = ("label_noise.md", "completeness.md", "ranks.md", "verdicts.md", "verdicts.csv",
-                 "comparisons.csv", "alpha.md", "alpha.csv")
+                 "moderators.md", "moderators.csv", "comparisons.csv", "alpha.md", "alpha.csv")
 FIGURES = ("accuracy_vs_noise",)
 ALM_FIGURES = ("alm_weights", "alm_weight_by_teacher_labels", "alm_weight_vs_teacher")
 
@@ -675,7 +696,9 @@ def report_outputs(p: Plan) -> list[str]:
     """The files `noisykd report` writes for a plan (the `all` target)."""
     setups = {r.out.split("/")[-3] for r in p.student_runs}  # .../<setup>/<method>/seedN
     outs = [f"{p.root}/tables/{t}" for t in REPORT_TABLES + tuple(report_tables(setups))]
-    figures = FIGURES + tuple(f"cd_{k}" for k in report_kinds(setups)) + (
+    # figures/cd_<setup> is not declared: it exists only where the setup's Friedman test
+    # rejected (benchmark/ranks.py), which no plan knows
+    figures = FIGURES + (
         ALM_FIGURES if any(r.method in ALM_METHODS for r in p.student_runs) else ())
     outs += [f"{p.root}/figures/{name}.{ext}" for name in figures for ext in ("png", "pdf")]
     return outs

@@ -21,19 +21,22 @@ from tabulate import tabulate
 
 from . import alpha_summary
 from . import completeness as completeness_mod
+from . import moderators as moderators_mod
 from .collect import collect_runs, collect_teachers, train_subsets
 from .errors import UserError
 from .grid import ALM_METHODS, report_kinds
 from .ranks import setup_ranks
 from .runinfo import atomic_write_text
-from .scores import METRICS, common_seeds, method_scores, summarise
+from .scores import CELL, METRICS, common_seeds, method_scores, summarise
 from .stats import minimum_detectable, paired_comparisons
-from .verdicts import VERDICT_COLUMNS, finalise, min_cells, setup_verdicts
+from .verdicts import KEY, RAW_COLUMNS, finalise, setup_verdicts
+from .vocabulary import DEFAULT_FACTORS, LABELS, MARGIN, SCOPES
 
 PRIMARY = "best"
 COMPARISONS_CSV = ["setup", "metric", "dataset", "noise_id", "alm", "baseline", "n",
                    "mean_diff", "ci_low", "ci_high", "p", "p_holm", "marker", "p_wilcoxon",
-                   "sd_diff"]
+                   "sd_diff", "alm_method_id", "alm_hparams", "baseline_method_id",
+                   "baseline_hparams"]
 
 
 @dataclass
@@ -44,20 +47,38 @@ class Analysis:
     mde: dict = field(default_factory=dict)  # (setup, metric) -> stats.minimum_detectable
     ranks: dict = field(default_factory=dict)  # (setup, metric) -> (avg, friedman, nemenyi)
     verdicts: pd.DataFrame = None
+    moderators: pd.DataFrame = None  # moderators.MODERATOR_COLUMNS
+    factors: tuple = DEFAULT_FACTORS  # the declared moderators
+    no_strata: list = field(default_factory=list)  # declared factors no two cells contrast
+    margin: float = MARGIN
 
     def comparisons_frame(self) -> pd.DataFrame:
         parts = [c.assign(setup=s, metric=m) for (s, m), c in self.comparisons.items()]
         if not parts:
             return pd.DataFrame(columns=COMPARISONS_CSV)
-        return pd.concat(parts, ignore_index=True)[COMPARISONS_CSV]
+        out = pd.concat(parts, ignore_index=True)
+        # each side's method ids in the cell and hyper-parameters (scores.summarise)
+        ids = [s.assign(metric=m) for m, s in self.summary.items()]
+        ids = (pd.concat(ids, ignore_index=True) if ids
+               else pd.DataFrame(columns=CELL + ["metric", "row"]))
+        ids = ids.assign(**{c: "" for c in ("method_id", "hparams") if c not in ids})
+        ids = ids[CELL + ["metric", "row", "method_id", "hparams"]]
+        for side in ("alm", "baseline"):
+            out = out.merge(ids.rename(columns={"row": side, "method_id": f"{side}_method_id",
+                                                "hparams": f"{side}_hparams"}),
+                            on=CELL + ["metric", side], how="left")
+        return out[COMPARISONS_CSV]
 
 
-def analyse(runs: pd.DataFrame, alm: tuple, baselines: tuple, setups=None) -> Analysis:
+def analyse(runs: pd.DataFrame, alm: tuple, baselines: tuple, setups=None,
+            margin: float = MARGIN, factors=DEFAULT_FACTORS) -> Analysis:
     setups = sorted(setups if setups is not None else set(runs["setup"]) - {"none"})
-    out = Analysis(setups)
+    out = Analysis(setups, factors=tuple(factors), margin=margin)
     parts = []
+    all_scores = {}
     for metric in METRICS:
         scores = common_seeds(method_scores(runs, metric))
+        all_scores[metric] = scores
         out.summary[metric] = summarise(scores)
         for setup in setups:
             sub = scores[scores["setup"] == setup]
@@ -66,24 +87,40 @@ def analyse(runs: pd.DataFrame, alm: tuple, baselines: tuple, setups=None) -> An
             out.mde[(setup, metric)] = minimum_detectable(comp)
             out.ranks[(setup, metric)] = setup_ranks(
                 out.summary[metric][out.summary[metric]["setup"] == setup])
-            parts.append(setup_verdicts(sub, setup, metric, alm, baselines))
+            parts.append(setup_verdicts(sub, setup, metric, alm, baselines, margin))
+    parts = [p for p in parts if len(p)]
     out.verdicts = finalise(pd.concat(parts, ignore_index=True) if parts
-                            else pd.DataFrame(columns=VERDICT_COLUMNS[:-2]))
+                            else pd.DataFrame(columns=KEY + RAW_COLUMNS[len(KEY):]))
+    out.moderators = moderators_mod.moderators(all_scores, alm, baselines, factors, margin)
+    cells = {tuple(c) for c in all_scores[PRIMARY][CELL].drop_duplicates().to_numpy()}
+    out.no_strata = moderators_mod.factors_without_strata(cells, factors)
     return out
 
 
 def teacher_context(runs: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, noise, setup): the mean test accuracy and label agreement of the
-    teachers the setup's students distil from (over seeds and teachers)."""
-    cols = ["dataset", "noise_id", "setup", "teacher_acc", "teacher_agreement"]
+    """Per (dataset, noise, setup): the mean over seeds and teachers of the test accuracy of
+    the teachers the setup's students distil from, and of the agreement of their predictions
+    on the training split with its noisy labels and with its clean labels (whichever of the
+    two they were trained on: collect_teachers). A mean over a teacher that does not record an
+    agreement (an older metrics.json) is NaN, not a mean over the others."""
+    cols = ["dataset", "noise_id", "setup", "teacher_acc", "teacher_agreement_noisy",
+            "teacher_agreement_clean"]
     used = (runs[runs["setup"] != "none"][["dataset", "noise_id", "setup", "seed", "teacher_ids"]]
             .explode("teacher_ids").dropna(subset=["teacher_ids"])
             .rename(columns={"teacher_ids": "teacher_id"}).drop_duplicates())
     if used.empty or teachers.empty:
         return pd.DataFrame(columns=cols)
+    teachers = teachers.assign(**{c: float("nan") for c in ("agreement_noisy", "agreement_clean")
+                                  if c not in teachers})
     t = used.merge(teachers, on=["dataset", "noise_id", "teacher_id", "seed"])
+    t = t.astype({c: float for c in ("test_acc_last", "agreement_noisy", "agreement_clean")})
+
+    def mean(v: pd.Series) -> float:
+        return v.mean(skipna=False)
+
     out = t.groupby(["dataset", "noise_id", "setup"]).agg(
-        teacher_acc=("test_acc_last", "mean"), teacher_agreement=("agreement_given", "mean"))
+        teacher_acc=("test_acc_last", "mean"), teacher_agreement_noisy=("agreement_noisy", mean),
+        teacher_agreement_clean=("agreement_clean", mean))
     return out.reset_index()[cols]
 
 
@@ -99,31 +136,50 @@ def _fmt(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     out = df.copy()
     for c in out.columns:
         if pd.api.types.is_float_dtype(out[c]):
-            fmt = (lambda v: f"{v:.{digits}g}") if c.startswith("p") else (lambda v: f"{v:.2f}")
+            fmt = ((lambda v: f"{v:.{digits}g}") if c.startswith("p") or c.endswith("_p")
+                   else (lambda v: f"{v:.2f}"))
             out[c] = [("" if v != v else fmt(v)) for v in out[c]]
     return out
 
 
 def _ranks_markdown(a: Analysis) -> str:
+    from .ranks import ALPHA, EXACT_MAX, MIN_BLOCKS, MIN_METHODS, MONTE_CARLO
     from .tables import METRIC_NAMES
 
     md = ["# Average ranks, Friedman tests and Nemenyi post-hoc, per setup\n\n"
           "Blocks: the setup's (dataset, noise) cells that have every method; ranks of the "
-          "common-seed means (1 = best). Nemenyi p-values (scikit-posthocs) below each test; "
-          "the critical-difference diagrams are figures/cd_<setup>.png (primary metric).\n"]
+          "common-seed means (1 = best). Friedman test: a permutation test of Friedman's "
+          "chi-square (methods permuted within each block), exact over all (k!)^b "
+          f"within-block permutations when there are at most {EXACT_MAX:,}, else Monte Carlo "
+          f"with {MONTE_CARLO} resamples (seeded from the setup's name); made with at least "
+          f"{MIN_BLOCKS} cells and {MIN_METHODS} methods. Only a test that rejects at "
+          f"{ALPHA} is followed by the Nemenyi post-hoc (scikit-posthocs) and a "
+          "critical-difference diagram, figures/cd_<setup>.png and .pdf (primary metric; "
+          "not drawn by `noisykd report --no-figures`); otherwise neither exists.\n"]
     for metric in METRICS:
         for setup in a.setups:
             avg, test, nem = a.ranks[(setup, metric)]
             md.append(f"\n## {setup}: {METRIC_NAMES[metric]}\n\n"
                       + _markdown(_fmt(avg), "No cell has every method."))
-            if test:
-                md.append("\nFriedman test over {blocks} cells and {methods} methods: "
-                          "chi2 = {statistic:.3f}, p = {p:.3g}.\n".format(**test))
-                md.append("\nNemenyi p-values:\n\n" + _markdown(
-                    _fmt(nem.rename_axis("row").reset_index().rename(
-                        columns=lambda c: c if c == "row" else f"p {c}")), ""))
-            else:
-                md.append("\nFriedman test: needs at least 3 methods and 2 complete cells.\n")
+            if not test:
+                blocks = int(avg["blocks"].iloc[0]) if len(avg) else 0
+                md.append(f"\nFriedman test: not made ({blocks} complete cells and {len(avg)} "
+                          f"methods; it needs at least {MIN_BLOCKS} and {MIN_METHODS}). No "
+                          "Nemenyi post-hoc, no critical-difference diagram.\n")
+                continue
+            md.append("\nFriedman test over {blocks} cells and {methods} methods: "
+                      "chi2 = {statistic:.3f}, p = {p:.3g} ({p_method}).".format(**test))
+            if nem is None:
+                md.append(f" Not rejected at {ALPHA}: no Nemenyi post-hoc, no "
+                          "critical-difference diagram.\n")
+                continue
+            md.append(f" Rejected at {ALPHA}: " + (
+                f"critical-difference diagram figures/cd_{setup}.png and .pdf.\n"
+                if metric == PRIMARY else "no critical-difference diagram (drawn for the "
+                f"primary metric, {PRIMARY}, only).\n"))
+            md.append("\nNemenyi p-values:\n\n" + _markdown(
+                _fmt(nem.rename_axis("row").reset_index().rename(
+                    columns=lambda c: c if c == "row" else f"p {c}")), ""))
     return "".join(md)
 
 
@@ -148,21 +204,87 @@ def _alpha_markdown(t: pd.DataFrame) -> str:
                            disable_numparse=True) + "\n"
 
 
-def _verdicts_markdown(v: pd.DataFrame) -> str:
-    return ("# Aggregate verdicts: each ALM method against each declared baseline, per "
-            "setup\n\nPrimary metric: test accuracy at the best clean-validation epoch "
-            "(metric best); last-epoch verdicts follow. mean_diff, ci_low, ci_high in "
-            "percentage points: the mean over cells of the per-cell mean paired difference "
-            "and its 95% bootstrap interval (seeds resampled within cells). p_wilcoxon: "
-            "signed-rank test over per-cell differences; p_holm: Holm over every row of this "
-            "file. prob_improvement: rliable's probability of improvement. better / worse: "
-            "p_holm < 0.05 and the interval excludes 0. The smallest Wilcoxon p over k cells is "
-            f"2/2^k, so with {len(v)} verdicts in the family a verdict needs at least "
-            f"{min_cells(len(v))} cells.\n\n"
-            + _markdown(_fmt(v.assign(secondary=v["metric"] != PRIMARY)
-                             .sort_values(["secondary", "setup"], kind="stable")
-                             .drop(columns="secondary")),
-                        "No declared comparison has a cell with two common seeds."))
+VERDICT_LEGEND = (
+    "Each ALM method against each declared baseline, per setup, in two scopes. "
+    "**in_these_cells**: do they differ on exactly these (dataset, noise) cells? Seeds are the "
+    "replicates and each cell a stratum: the stratified sign-flip test of the seed-paired "
+    "differences (exact when feasible), with the 95% stratified bootstrap interval. "
+    "**across_tasks**: would the difference hold on another task like these? Cells are the "
+    "units: the exact Wilcoxon signed-rank test over the per-cell mean differences, with the "
+    "95% t interval over cells. mean_diff: the mean over cells of the per-cell mean paired "
+    "difference (points). Labels: better / worse (Holm p < 0.05), equivalent (TOST at "
+    "+-{margin:g} points, Holm p < 0.05), inconclusive (testable, neither shown), not testable "
+    "(the smallest p the test can give, min_attainable_p, cannot pass the family's threshold; "
+    "cells_needed / seeds_needed say how many would do). Families: per scope, the primary "
+    "metric's rows; rows that cannot reach significance leave the family (Tarone), the rest "
+    "are Holm-corrected (family_size). Intervals are unadjusted (ci_adjusted). mde: the "
+    "difference the row's test detects with 80% power at the family's first Holm threshold. "
+    "The last-epoch metric is reported beside with unadjusted p and no label: it is outside "
+    "the claim family.")
+
+
+def _verdicts_markdown(v: pd.DataFrame, margin: float = MARGIN) -> str:
+    cols = ["setup", "alm", "baseline", "n_cells", "n_pairs", "mean_diff", "ci_low", "ci_high",
+            "p", "p_holm", "p_equivalent_holm", "min_attainable_p", "cells_needed",
+            "seeds_needed", "mde", "verdict"]
+    parts = ["# Verdicts: each ALM method against each declared baseline, per setup\n\n"
+             + VERDICT_LEGEND.format(margin=margin) + "\n"]
+    counts = ", ".join(f"{int((v['verdict'] == lab).sum())} {lab}" for lab in LABELS)
+    parts.append(f"\nPrimary metric (test accuracy at the best selection epoch): {counts}.\n")
+    for metric, title in ((PRIMARY, "primary metric: test accuracy at the best selection "
+                                     "epoch"),
+                          ("last", "secondary metric, not a claim: test accuracy at the last "
+                                   "epoch")):
+        for scope in SCOPES:
+            sub = v[(v["metric"] == metric) & (v["scope"] == scope)]
+            if metric != PRIMARY:
+                sub = sub.drop(columns=["p_holm", "p_equivalent_holm", "verdict",
+                                        "cells_needed", "seeds_needed", "mde"])
+            parts.append(f"\n## {scope}, {title}\n\n"
+                         + _markdown(_fmt(sub[[c for c in cols if c in sub]]),
+                                     "No declared comparison has a cell with two common "
+                                     "seeds."))
+    return "".join(parts)
+
+
+MODERATOR_LEGEND = (
+    "Does a factor of the cells change how much an ALM method gains on a baseline? Per "
+    "stratum (cells that agree on everything but the factor: dataset, noise type, noise rate, "
+    "setup, teacher labels) and seed, the difference of differences [ALM - baseline] at the "
+    "level minus [ALM - baseline] at the reference level (points), on the seeds both cells "
+    "have. in_these_cells: stratified sign-flip test over (stratum, seed), 95% stratified "
+    "bootstrap interval; across_tasks: strata as units (exact Wilcoxon over per-stratum mean "
+    "differences, 95% t interval; strata in different setups of one dataset share it, so "
+    "they are units but not independent datasets). better: the ALM method's advantage is "
+    "larger at the level than at the reference; worse: smaller; equivalent: within "
+    "+-{margin:g} points (TOST); not testable: the smallest attainable p cannot pass the "
+    "family's threshold. Families: per scope, this file's primary-metric rows (Tarone, then "
+    "Holm), a family of their own. Intervals unadjusted. The last-epoch metric follows with "
+    "unadjusted p and no label.")
+
+
+def _moderators_markdown(a: Analysis) -> str:
+    m = a.moderators
+    head = ("# Moderators: the difference of differences between a factor's levels\n\n"
+            + MODERATOR_LEGEND.format(margin=a.margin) + "\n\n"
+            + f"Declared factors: {', '.join(a.factors) or 'none'}."
+            + (f" No two cells of this study differ only in: {', '.join(a.no_strata)} "
+               "(not testable here: no stratum)." if a.no_strata else "") + "\n")
+    cols = ["factor", "level", "reference", "alm", "baseline", "n_strata", "n_pairs",
+            "mean_diff", "ci_low", "ci_high", "p", "p_holm", "p_equivalent_holm",
+            "min_attainable_p", "cells_needed", "mde", "verdict"]
+    parts = [head]
+    for metric, title in ((PRIMARY, "primary metric"), ("last", "last-epoch metric, not a "
+                                                                 "claim")):
+        for scope in SCOPES:
+            sub = m[(m["metric"] == metric) & (m["scope"] == scope)]
+            if metric != PRIMARY:
+                sub = sub.drop(columns=["p_holm", "p_equivalent_holm", "verdict",
+                                        "cells_needed", "mde"])
+            parts.append(f"\n## {scope}, {title}\n\n"
+                         + _markdown(_fmt(sub[[c for c in cols if c in sub]]),
+                                     "No stratum has two common seeds."))
+    return "".join(parts)
 
 
 def write_report(results: Path, *, strict: bool = False, figures: bool = True) -> list[Path]:
@@ -203,7 +325,8 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
 
     setup_ids = set(runs["setup_id"]) | {Path(r).parts[3] for r in comp.plan.runs or []}
     wanted = report_kinds(setup_ids)
-    a = analyse(runs, comp.plan.alm, comp.plan.baselines, setups=wanted)
+    a = analyse(runs, comp.plan.alm, comp.plan.baselines, setups=wanted,
+                margin=comp.plan.margin, factors=comp.plan.moderators)
     context = teacher_context(runs, teachers)
     mixed = comp.mixed_cells()
     subsets = train_subsets(runs)
@@ -215,13 +338,15 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
                 setup, metric, a.summary[metric], c, context[context["setup"] == setup],
                 baselines=comp.plan.baselines, mixed=mixed, mde=a.mde[(setup, metric)],
                 verdicts=a.verdicts, n_verdicts=len(a.verdicts), subsets=subsets,
-                clean=clean)
+                clean=clean, margin=a.margin)
             put(tdir / f"{setup}_{metric}.md", tables.to_markdown(table))
             put(tdir / f"{setup}_{metric}.tex", tables.to_latex(table))
             put(tdir / f"{setup}_{metric}.csv", tables.to_csv(table))
     put(tdir / "comparisons.csv", a.comparisons_frame().to_csv(index=False, float_format="%.6g"))
     put(tdir / "verdicts.csv", a.verdicts.to_csv(index=False, float_format="%.6g"))
-    put(tdir / "verdicts.md", _verdicts_markdown(a.verdicts))
+    put(tdir / "verdicts.md", _verdicts_markdown(a.verdicts, a.margin))
+    put(tdir / "moderators.csv", a.moderators.to_csv(index=False, float_format="%.6g"))
+    put(tdir / "moderators.md", _moderators_markdown(a))
     put(tdir / "ranks.md", _ranks_markdown(a))
     alpha = alpha_summary.alpha_table(refreshes)
     put(tdir / "alpha.csv", alpha.to_csv(index=False, float_format="%.6g"))
@@ -259,8 +384,12 @@ def _figures(fdir: Path, a: Analysis, runs: pd.DataFrame, refreshes: pd.DataFram
     out = figures.accuracy_vs_noise(a.summary[PRIMARY], fdir / "accuracy_vs_noise", PRIMARY)
     for setup in a.setups:
         avg, test, nem = a.ranks[(setup, PRIMARY)]
-        out += figures.critical_difference(avg, nem, test, fdir / f"cd_{setup}",
-                                           f"{setup}: {METRIC_NAMES[PRIMARY]}")
+        drawn = figures.critical_difference(avg, nem, test, fdir / f"cd_{setup}",
+                                            f"{setup}: {METRIC_NAMES[PRIMARY]}")
+        if not drawn:  # no test, or one that did not reject: an earlier report's is stale
+            for ext in ("png", "pdf"):
+                (fdir / f"cd_{setup}.{ext}").unlink(missing_ok=True)
+        out += drawn
     if len(refreshes) or (len(runs) and runs["method"].isin(ALM_METHODS).any()):
         out += figures.alm_weights(refreshes, fdir / "alm_weights")
         out += figures.alm_weight_by_teacher_labels(refreshes,

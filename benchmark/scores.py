@@ -1,49 +1,120 @@
 """Runs -> one score per (table cell, method row, seed), in percent, on common seeds.
 
-A table cell is (dataset, noise, setup kind). ``ce`` runs (setup none) join every setup's
-cell; ``fixed_alpha`` collapses per seed to the a with the best clean-validation accuracy
-(best epoch for the primary metric, last epoch for the last-epoch one), smaller a on ties,
-and only in seeds that have every a the cell has (else the choice would be made among fewer
-candidates in some seeds); a method shows under its name unless a setup holds several
-variants of it (then every cell of the setup shows it under its method ids, so one row means
-one variant in every cell). Every statistic and the bold "best" of a column use the seeds
-that all rows of the cell have, so no mean is compared with a mean over other seeds.
+A table cell is (dataset, noise, setup kind). ``ce`` runs (setup none) join the cells of the
+setup kinds their own (dataset, noise) has (as completeness.py judges the cells), never a
+setup kind that only another dataset or noise has (a column holding only ``ce``);
+``fixed_alpha`` collapses per seed to the a with the best clean-validation accuracy (best
+epoch for the primary metric, last epoch for the last-epoch one), smaller a on ties, and only
+in seeds that have every a the cell has (else the choice would be made among fewer
+candidates in some seeds). A method shows under its name unless the runs given (the whole
+study) hold several variants of it (distinct resolved hyper-parameters, collect.py's
+``hparams``; fixed_alpha's alphas are one row): then every row of it, in every setup, is
+named by the hyper-parameters that differ among its variants, ``almkd (meta_every=5,
+meta_start=5)``, so one row name means one variant everywhere. Every statistic and the bold
+"best" of a column use the seeds that all rows of the cell have, so no mean is compared
+with a mean over other seeds.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 
 METRICS = {"best": ("test_acc_best_val", "val_acc_best"), "last": ("test_acc_last", "val_acc_last")}
 CELL = ["dataset", "noise_id", "setup"]
-SCORE_COLUMNS = CELL + ["method", "seed", "row", "score", "alpha", "path"]
+SCORE_COLUMNS = CELL + ["method", "seed", "row", "score", "alpha", "path", "method_id",
+                        "method_ids", "hparams"]
+SUMMARY_COLUMNS = CELL + ["row", "mean", "std", "n", "alphas", "method_id", "hparams"]
 
 
 def base_method(row: str) -> str:
-    """The method of a row label (``almkd`` for ``almkd-1a2b3c``)."""
-    return row.split("-")[0]
+    """The method of a row label or method id: ``almkd`` for ``almkd-1a2b3c`` and for
+    ``almkd (meta_every=5, meta_start=5)``."""
+    return row.split(" (")[0].split("-")[0]
+
+
+def table_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of every table cell (dataset, noise, setup kind): ``ce``'s (setup none) are
+    repeated into each setup kind of their own (dataset, noise), and into no other."""
+    others = runs[runs["setup"] != "none"]
+    ce = runs[runs["setup"] == "none"].drop(columns="setup")
+    kinds = others[CELL].drop_duplicates()
+    return pd.concat([others, ce.merge(kinds, on=CELL[:2])], ignore_index=True)
+
+
+def _variant(method: str, hparams: str) -> str:
+    """What makes a run's variant of its method: its resolved hyper-parameters (compact
+    sorted JSON), less fixed_alpha's alpha (its alphas are one row)."""
+    hp = json.loads(hparams) if isinstance(hparams, str) and hparams else {}  # NaN: none
+    if method == "fixed_alpha":
+        hp.pop("alpha", None)
+    return json.dumps(hp, sort_keys=True, separators=(",", ":"))
+
+
+def _value(v, exact: bool = False) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int | float):
+        return repr(v) if exact else f"{v:g}"
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
+
+def variant_names(runs: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(method, variant) -> row name: the method's name when it has one variant in
+    ``runs``, else the name with the hyper-parameters that differ among its variants, keys
+    sorted, numbers formatted with ``:g`` (exactly where ``:g`` would merge two variants)."""
+    hp = runs["hparams"] if "hparams" in runs else pd.Series("{}", index=runs.index)
+    variants: dict[str, set] = {}
+    for method, h in zip(runs["method"], hp, strict=True):
+        variants.setdefault(method, set()).add(_variant(method, h))
+    out = {}
+    missing = object()
+    for method, keys in variants.items():
+        keys = sorted(keys)
+        dicts = [json.loads(k) for k in keys]
+        differ = sorted(k for k in set().union(*dicts)
+                        if len({json.dumps(d.get(k, "<unset>"), sort_keys=True)
+                                for d in dicts}) > 1)
+        for exact in (False, True):
+            names = [method if not differ else method + " (" + ", ".join(
+                f"{k}={'unset' if d.get(k, missing) is missing else _value(d[k], exact)}"
+                for k in differ) + ")" for d in dicts]
+            if len(set(names)) == len(names):
+                break
+        out.update({(method, k): n for k, n in zip(keys, names, strict=True)})
+    return out
 
 
 def method_scores(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One score per (cell, row, seed): ``row`` the variant's name (variant_names, over all
+    of ``runs``), ``method_id`` the run's, ``method_ids`` the row's candidates in the cell
+    (fixed_alpha: every alpha's, ';'-joined), ``hparams`` the variant's."""
     test_col, val_col = METRICS[metric]
-    ce = runs[runs["setup"] == "none"]
-    others = runs[runs["setup"] != "none"]
-    setups = sorted(set(others["setup"]))
-    frame = pd.concat([others] + [ce.assign(setup=s) for s in setups], ignore_index=True)
+    if "hparams" not in runs:  # a frame without it: one variant per method
+        runs = runs.assign(hparams="{}")
+    names = variant_names(runs)
+    frame = table_cells(runs)
     if "path" not in frame:
         frame = frame.assign(path="")
     if frame.empty:
         return pd.DataFrame(columns=SCORE_COLUMNS)
-    variants = frame.groupby(["setup", "method"])["method_id"].transform("nunique")
-    frame = frame.assign(row=np.where((variants > 1) & (frame["method"] != "fixed_alpha"),
-                                      frame["method_id"], frame["method"]))
+    variant = [_variant(m, h) for m, h in zip(frame["method"], frame["hparams"], strict=True)]
+    frame = frame.assign(row=[names[(m, v)] for m, v in zip(frame["method"], variant,
+                                                             strict=True)],
+                         hparams=variant, method_ids=frame["method_id"])
     fa = frame["method"] == "fixed_alpha"
-    n_alphas = frame[fa].groupby(CELL)["method_id"].transform("nunique")
-    has_all = frame[fa].groupby(CELL + ["seed"])["method_id"].transform("nunique") == n_alphas
+    key = CELL + ["row"]
+    candidates = (frame[fa].groupby(key)["method_id"]
+                  .agg(lambda ids: ";".join(sorted(set(ids)))))
+    n_alphas = frame[fa].groupby(key)["method_id"].transform("nunique")
+    has_all = frame[fa].groupby(key + ["seed"])["method_id"].transform("nunique") == n_alphas
     fa = fa & has_all.reindex(frame.index, fill_value=False)
     picked = (frame[fa].sort_values([val_col, "alpha"], ascending=[False, True], kind="stable")
-              .drop_duplicates(CELL + ["seed"]))
+              .drop_duplicates(key + ["seed"]))
+    picked = picked.drop(columns="method_ids").merge(
+        candidates.rename("method_ids").reset_index(), on=key, how="left")
     rest = frame[frame["method"] != "fixed_alpha"].assign(alpha=np.nan)
     out = pd.concat([rest, picked], ignore_index=True)
     out = out.assign(score=100.0 * out[test_col].astype(float),
@@ -62,14 +133,23 @@ def common_seeds(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
-    """mean, std (ddof 1), n and the chosen fixed_alpha values per cell and row."""
-    cols = CELL + ["row", "mean", "std", "n", "alphas"]
+    """mean, std (ddof 1), n and the chosen fixed_alpha values per cell and row; the row's
+    method ids in the cell (';'-joined; fixed_alpha: every alpha's) and its hyper-parameters
+    (resolved, compact JSON; fixed_alpha's without the alpha)."""
     if scores.empty:
-        return pd.DataFrame(columns=cols)
-    g = scores.groupby(CELL + ["row"])
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    key = CELL + ["row"]
+    g = scores.groupby(key)
     out = g["score"].agg(["mean", "std", "count"]).rename(columns={"count": "n"}).reset_index()
     alphas = (scores.dropna(subset=["alpha"]).sort_values("seed")
-              .groupby(CELL + ["row"])["alpha"].agg(lambda a: ",".join(f"{v:g}" for v in a)))
-    out = out.merge(alphas.rename("alphas").reset_index(), on=CELL + ["row"], how="left")
-    out["alphas"] = out["alphas"].fillna("")
-    return out[cols]
+              .groupby(key)["alpha"].agg(lambda a: ",".join(f"{v:g}" for v in a)))
+    out = out.merge(alphas.rename("alphas").reset_index(), on=key, how="left")
+    out["alphas"] = out["alphas"].astype(object).fillna("")
+    for col, source in (("method_id", "method_ids"), ("hparams", "hparams")):
+        if source in scores:
+            joined = g[source].agg(lambda v: ";".join(sorted({i for x in v
+                                                              for i in str(x).split(";")})))
+            out = out.merge(joined.rename(col).reset_index(), on=key, how="left")
+        else:
+            out[col] = ""
+    return out[SUMMARY_COLUMNS]

@@ -2,13 +2,15 @@
 
 Markdown, LaTeX (booktabs, a standalone document that compiles on its own, one tabular per
 dataset so wide grids fit a page) and CSV are written from one tidy frame, in percent. A cell
-is ``mean ± std`` over the seeds every method of the cell has; the best mean of a column is
-bold; after an ALM method's cell, ``+K`` / ``-K`` say it is significantly better / worse than
-the baseline K (stats.py: declared comparisons, paired t-test, Holm over the table), and the
-legend gives the smallest difference the markers detect with 80% power. A dagger marks a
-column whose methods mix specs or code revisions. Context rows: the teachers' test accuracy
-and agreement with the given labels. The Markdown file opens with the setup's aggregate
-verdicts (verdicts.py).
+is ``mean ± std`` over the seeds every method of the cell has; the highest mean of a column
+with at least two methods is bold (a ranking, not a test); after an ALM method's cell,
+``+K`` / ``-K`` say it is significantly better / worse than the baseline K (stats.py:
+declared comparisons, paired t-test, Holm over the table), and the legend gives the smallest
+difference the markers detect with 80% power. A dagger marks a column whose methods mix
+specs or code revisions. Context rows: the teachers' test accuracy and the agreement of
+their predictions on the training split with the noisy labels and with the clean labels
+(whichever of the two the teachers were trained on: ``-cleanT`` setups' saw the clean
+ones). The Markdown file opens with the setup's aggregate verdicts (verdicts.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tabulate import tabulate
 from .grid import CLEAN_LABEL_METHODS, METHOD_NAMES
 from .scores import base_method
 from .stats import ALPHA, POWER, WILCOXON_MIN_N
-from .verdicts import min_cells
+from .verdicts import MARGIN, NOT_TESTABLE, SCOPES
 
 ROW_ORDER = METHOD_NAMES  # rows in the order methods/hparams.py lists them
 METRIC_NAMES = {"best": "test accuracy at the best clean-validation epoch",
@@ -31,8 +33,13 @@ SHORT = {"kd": "K", "fixed_alpha": "F", "ce": "C", "ce_clean": "Cc", "ce_union":
          "kd_union": "Ku", "kd_finetune": "Kf", "l2rw": "L", "mwnet": "M"}
 MIXED = "†"
 CLEAN = "‡"  # after a method's name: it trains on clean labels (the meta split)
-TABLE_CSV_COLUMNS = ["setup", "metric", "dataset", "noise_id", "row", "uses_clean_labels",
-                     "mean", "std", "n", "alphas", "markers", "best", "mixed"]
+TABLE_CSV_COLUMNS = ["setup", "metric", "dataset", "noise_id", "row", "method_id", "hparams",
+                     "uses_clean_labels", "mean", "std", "n", "alphas", "markers", "best",
+                     "mixed"]
+# the teacher context rows: label, column of Table.teachers (fractions)
+TEACHER_ROWS = (("teacher acc", "teacher_acc"),
+                ("teacher agreement (noisy labels)", "teacher_agreement_noisy"),
+                ("teacher agreement (clean labels)", "teacher_agreement_clean"))
 
 
 def uses_clean_labels(row: str) -> bool:
@@ -45,25 +52,33 @@ def _row_key(row: str):
 
 
 def short(row: str) -> str:
-    return SHORT.get(row, row)
+    """A baseline row's marker key: ``K`` for kd, ``K(T=2)`` for its variant ``kd (T=2)``."""
+    if row in SHORT:
+        return SHORT[row]
+    name, sep, rest = row.partition(" (")
+    if sep and name in SHORT:
+        return SHORT[name] + "(" + rest.replace(" ", "")
+    return row
 
 
 @dataclass
 class Table:
     setup: str
     metric: str
-    frame: pd.DataFrame  # tidy, percent: dataset, noise_id, row, mean, std, n, alphas, markers,
-    #                      best, mixed
+    frame: pd.DataFrame  # tidy, percent: dataset, noise_id, row, method_id, hparams, mean,
+    #                      std, n, alphas, markers, best, mixed
     columns: list[tuple[str, str]]
     rows: list[str]
-    teachers: pd.DataFrame  # dataset, noise_id, teacher_acc, teacher_agreement (fractions)
+    teachers: pd.DataFrame  # dataset, noise_id, teacher_acc, teacher_agreement_noisy,
+    #                         teacher_agreement_clean (fractions; report.teacher_context)
     n_max: int
     baselines: tuple[str, ...]  # declared baselines, in table order
     mde: dict | None  # stats.minimum_detectable
-    verdicts: pd.DataFrame  # this setup's and metric's rows of verdicts.csv
-    n_verdicts: int  # the Holm family of the verdicts
+    verdicts: pd.DataFrame  # this setup's and metric's rows of verdicts.csv (both scopes)
+    n_verdicts: int  # rows of verdicts.csv
     subsets: dict = field(default_factory=dict)  # dataset -> train_subset sizes (collect)
     clean: dict = field(default_factory=dict)  # dataset -> {"meta": [n], "select": [n]}
+    margin: float = MARGIN  # the equivalence margin of the verdicts (points)
 
     def cells(self) -> tuple[dict, set]:
         """(row, dataset, noise) -> the frame's record, and the mixed (dataset, noise)."""
@@ -87,7 +102,8 @@ class Table:
                  if m else "No comparison has two seeds: no marker is possible. ")
         return (f"Setup {self.setup}. Metric: {METRIC_NAMES[self.metric]}, mean ± std over "
                 f"seeds in percent, on the seeds that every method of the cell has; {n_text}. "
-                "Bold: best mean in the column. Markers after an ALM method: +X / -X: "
+                "Bold: the highest mean of a column with at least two methods (a ranking, "
+                "not a test: see the markers). Markers after an ALM method: +X / -X: "
                 f"significantly better / worse than baseline X ({keys}; declared before "
                 "any test number, never chosen by test mean): paired t-test over seeds, "
                 f"Holm-corrected over the {m['m'] if m else 0} comparisons of this table "
@@ -96,8 +112,11 @@ class Table:
                 f"{WILCOXON_MIN_N}). {MIXED}: the column's methods mix specs or code "
                 "revisions (completeness.md). fixed_alpha: per seed, the alpha with the best "
                 "clean-validation accuracy (chosen values in the 'chosen alpha' row). Teacher "
-                "rows: test accuracy of the teachers students distil from and their agreement "
-                "with the given (noisy) training labels, mean over seeds and teachers."
+                "rows, means over seeds and teachers: test accuracy of the teachers students "
+                "distil from; teacher agreement (noisy labels): how often their predictions "
+                "on the training split equal its noisy labels; teacher agreement (clean "
+                "labels): how often they equal its clean labels (blank where a teacher's "
+                "metrics.json does not record it)."
                 + self.subset_note() + self.clean_note())
 
     def clean_note(self) -> str:
@@ -136,20 +155,28 @@ class Table:
                 "test sets whole): " + ", ".join(parts) + ".")
 
     def verdict_legend(self) -> str:
-        return ("Across the setup's cells: the mean over cells of the per-cell mean paired "
-                "difference (points), its 95% bootstrap interval resampling seeds within "
-                "cells, the Wilcoxon signed-rank test over per-cell differences (Holm over "
-                f"all {self.n_verdicts} verdicts in verdicts.csv) and rliable's probability "
-                "of improvement. better / worse: Holm p < 0.05 and the interval excludes 0. "
-                f"With {self.n_verdicts} verdicts in the Holm family a verdict needs at least "
-                f"{min_cells(self.n_verdicts)} cells (the smallest Wilcoxon p over k cells is "
-                "2/2^k); with fewer it is 'no difference' whatever the data.")
+        fam = {sc: int(self.verdicts.loc[self.verdicts["scope"] == sc, "family_size"].max())
+               if (self.verdicts["scope"] == sc).any() else 0 for sc in SCOPES}
+        return ("in_these_cells: seeds as replicates, cells as strata (stratified sign-flip "
+                "test, 95% stratified bootstrap interval); across_tasks: cells as units (exact "
+                "Wilcoxon signed-rank over the per-cell mean differences, 95% t interval over "
+                "cells). Difference: the mean over cells of the per-cell mean paired "
+                "difference (points). better / worse: Holm p < 0.05; equivalent: TOST at "
+                f"+-{self.margin:g} points, Holm p < 0.05; inconclusive: testable, neither; not "
+                "testable: the test's smallest attainable p cannot pass its family's threshold "
+                "(the cells or seeds it would need in brackets). Holm families (verdicts.csv): "
+                f"per scope over the primary metric's testable rows of the report, "
+                f"{fam['in_these_cells']} in these cells and {fam['across_tasks']} across tasks "
+                "(rows that cannot reach significance leave the family: Tarone). Intervals "
+                "unadjusted. mde: the difference detected with 80% power."
+                + ("" if self.metric == "best" else " Last-epoch metric: outside the claim "
+                   "family, no labels."))
 
 
 def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.DataFrame,
                 teachers: pd.DataFrame, *, baselines: tuple, mixed: set, mde: dict | None,
                 verdicts: pd.DataFrame, n_verdicts: int, subsets: dict | None = None,
-                clean: dict | None = None) -> Table:
+                clean: dict | None = None, margin: float = MARGIN) -> Table:
     """``summary``/``comparisons``: this setup's and metric's (percent, points)."""
     s = summary[summary["setup"] == setup].copy()
     marks: dict = {}
@@ -158,7 +185,11 @@ def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.
             f"{r.marker}{short(r.baseline)}")
     s["markers"] = [" ".join(marks.get(k, [])) for k in zip(s["dataset"], s["noise_id"],
                                                              s["row"], strict=True)]
-    s["best"] = s.groupby(["dataset", "noise_id"])["mean"].transform("max") == s["mean"]
+    column = s.groupby(["dataset", "noise_id"])["mean"]
+    s["best"] = (column.transform("max") == s["mean"]) & (column.transform("size") >= 2)
+    for col in ("method_id", "hparams"):  # a summary without them (scores.summarise has them)
+        if col not in s:
+            s[col] = ""
     s["uses_clean_labels"] = [uses_clean_labels(r) for r in s["row"]]
     s["mixed"] = [(d, n, setup) in mixed for d, n in zip(s["dataset"], s["noise_id"],
                                                          strict=True)]
@@ -167,7 +198,7 @@ def build_table(setup: str, metric: str, summary: pd.DataFrame, comparisons: pd.
     v = verdicts[(verdicts["setup"] == setup) & (verdicts["metric"] == metric)]
     return Table(setup, metric, s.drop(columns=["setup"]), columns, rows, teachers,
                  int(s["n"].max()) if len(s) else 0, tuple(baselines), mde, v, n_verdicts,
-                 dict(subsets or {}), dict(clean or {}))
+                 dict(subsets or {}), dict(clean or {}), margin)
 
 
 def _cell_text(r, n_max: int, bold, mark, esc) -> str:
@@ -195,25 +226,40 @@ def _grid(t: Table, columns, bold, mark, header_sep: str, esc=lambda x: x):
         if not any(cells):
             continue
         body.append([esc(row) + (CLEAN if uses_clean_labels(row) else "")] + cells)
-        if row == "fixed_alpha":
+        if base_method(row) == "fixed_alpha":
             body.append(["chosen alpha"] + [esc(by[(row, d, n)]["alphas"])
                                             if (row, d, n) in by else "" for d, n in columns])
     tc = {(r.dataset, r.noise_id): r for r in t.teachers.itertuples()}
-    for label, attr in (("teacher acc", "teacher_acc"), ("teacher agreement", "teacher_agreement")):
-        if any(c in tc for c in columns):
-            body.append([label] + [f"{100 * getattr(tc[c], attr):.2f}" if c in tc else ""
-                                   for c in columns])
+    if any(c in tc for c in columns):
+        for label, attr in TEACHER_ROWS:
+            body.append([label] + [_fraction(getattr(tc[c], attr, math.nan)) if c in tc
+                                   else "" for c in columns])
     return headers, body
 
 
+def _verdict_label(r) -> str:
+    if r.verdict == NOT_TESTABLE:
+        need = (f"{int(r.cells_needed)} cells" if r.cells_needed == r.cells_needed else
+                f"{int(r.seeds_needed)} seeds per cell" if r.seeds_needed == r.seeds_needed
+                else "")
+        return f"{r.verdict} (needs {need})" if need else r.verdict
+    return r.verdict or "(not a claim)"
+
+
+def _fraction(v) -> str:
+    """A fraction as percent with two decimals; blank when not recorded (None or NaN)."""
+    return "" if v is None or v != v else f"{100 * v:.2f}"
+
+
 def verdict_rows(t: Table) -> list[list[str]]:
-    return [[r.alm, r.baseline, str(r.n_cells), f"{r.mean_diff:+.2f}",
-             f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]", _p(r.p_wilcoxon), _p(r.p_holm),
-             f"{r.prob_improvement:.2f}", r.verdict] for r in t.verdicts.itertuples()]
+    return [[r.scope, r.alm, r.baseline, str(r.n_cells), f"{r.mean_diff:+.2f}",
+             "" if r.ci_low != r.ci_low else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]", _p(r.p),
+             _p(r.p_holm), _p(r.p_equivalent_holm), "" if r.mde != r.mde else f"{r.mde:.2f}",
+             _verdict_label(r)] for r in t.verdicts.itertuples()]
 
 
-VERDICT_HEADERS = ["ALM method", "baseline", "cells", "mean diff (points)", "95% CI",
-                   "Wilcoxon p", "Holm p", "P(improvement)", "verdict"]
+VERDICT_HEADERS = ["scope", "ALM method", "baseline", "cells", "diff (points)", "95% CI", "p",
+                   "Holm p", "Holm p (equivalence)", "mde", "verdict"]
 
 
 def _p(p: float) -> str:
@@ -225,7 +271,7 @@ def to_markdown(t: Table) -> str:
     verdict = (tabulate(verdict_rows(t), headers=VERDICT_HEADERS, tablefmt="github",
                         disable_numparse=True) if len(t.verdicts)
                else "No declared comparison has a cell with two common seeds.")
-    return (f"# {t.setup}: {METRIC_NAMES[t.metric]}\n\n## Verdict across cells\n\n"
+    return (f"# {t.setup}: {METRIC_NAMES[t.metric]}\n\n## Verdicts\n\n"
             + verdict + "\n\n" + t.verdict_legend() + "\n\n## Per cell\n\n"
             + tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
             + "\n\n" + t.legend() + "\n")
@@ -233,7 +279,8 @@ def to_markdown(t: Table) -> str:
 
 def _latex_tabular(t: Table, columns) -> str:
     headers, body = _grid(t, columns, lambda x: r"\textbf{" + x + "}",
-                          lambda m: "$^{" + m.replace(" ", ",") + "}$", "\n",
+                          lambda m: "$^{" + m.replace(" ", ",").replace("_", r"\_") + "}$",
+                          "\n",
                           lambda x: _tex_escape(x).replace("±", r"$\pm$"))
 
     def cell(text: str) -> str:

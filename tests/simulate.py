@@ -52,12 +52,13 @@ def run_row(dataset, noise, setup_id, method, method_id, alpha, seed, acc, val, 
             "cell_spec": "s", "shared_spec": "s", "teacher_spec": "" if setup_id == "none"
             else "t", "git_commit": "c0", "git_dirty": False,
             "path": f"results/runs/{dataset}/{noise}/{setup_id}/{method_id}/seed{seed}",
-            **extra}
+            "hparams": "{}", **extra}
 
 
 def metrics_json(r: dict, epochs: int = 20, commit: str = "c0", teacher: str = "mlp_8") -> dict:
     """The metrics.json of a run row (the fields the report reads, in the real schema)."""
-    hp = {"alpha": r["alpha"]} if r["alpha"] is not None else {}
+    hp = json.loads(r.get("hparams") or "{}")  # the given ones (collect resolves defaults)
+    hp.update({"alpha": r["alpha"]} if r["alpha"] is not None else {})
     teachers = [] if r["setup_id"] == "none" else [
         {"arch": teacher, "checkpoint": "last", "config_hash": "x", "teacher_labels": "noisy"}]
     return {

@@ -1,5 +1,6 @@
-"""`noisykd compare`: verdicts on generated trees with known differences, the statistics
-against hand formulas (scipy's t distribution, no statsmodels), and the CLI's exit status."""
+"""`noisykd compare`: verdicts (the report's vocabulary: better, worse, equivalent,
+inconclusive) on generated trees with known differences, the statistics against hand formulas
+(scipy's t distribution, no statsmodels), and the CLI's exit status."""
 
 import json
 import subprocess
@@ -12,6 +13,7 @@ from scipy import stats
 from benchmark.cli import main
 from benchmark.compare import _cell, _needed, compare, compare_runs, spec_differences
 from benchmark.stats import holm
+from benchmark.vocabulary import BETTER, EQUIVALENT, INCONCLUSIVE, LABELS, SCOPES, WORSE
 from tests.simulate import metrics_json, simulate_runs, write_tree
 
 
@@ -41,28 +43,46 @@ def _shifted(runs, rng, shift, noise_sd, seeds=None):
     return out
 
 
-def test_identical_trees_are_reproduced_everywhere():
+def test_identical_trees_are_equivalent_everywhere():
     runs = simulate_runs(np.random.default_rng(0), datasets=("d0", "d1"))
     c = compare_runs(_frame(runs), _frame(runs))
-    assert set(c.cells["verdict"]) == {"reproduced"}
+    assert set(c.cells["verdict"]) == {EQUIVALENT} and EQUIVALENT == "equivalent"
     assert len(c.cells) == 2 * 5 * 6 * 2  # cells x methods x metrics
     assert (c.cells["diff"] == 0).all() and c.not_comparable.empty
 
 
-def test_a_three_point_shift_with_five_seeds_differs():
+def test_a_three_point_shift_with_five_seeds_is_better():
     rng = np.random.default_rng(1)
     runs = simulate_runs(rng, datasets=("d0",), noises=("symmetric_0.20", "symmetric_0.40"))
     c = compare_runs(_frame(runs), _frame(_shifted(runs, rng, 3.0, 0.3)))
-    assert set(c.cells["verdict"]) == {"differs"}
+    assert set(c.cells["verdict"]) == {BETTER}
     assert c.cells["diff"].between(2.0, 4.0).all()
     assert (c.cells["ci_low"] > 1.0).all() and (c.cells["n_paired"] == 5).all()
+
+
+@pytest.mark.parametrize("shift, label", [(5.0, "better"), (-5.0, "worse")])
+def test_a_shift_beyond_the_margin_is_better_above_and_worse_below(shift, label):
+    """Results 5 points above (below) the reference, 8 paired seeds with sd 0.3 of the
+    differences: the 95% CI of every cell lies far beyond the +-1 margin on that side (Holm p
+    under 1e-6 for each of 20 generator seeds tried, where 0.05 decides), so every cell is
+    `better` (`worse`), and the counts say so."""
+    rng = np.random.default_rng(13)
+    runs = simulate_runs(rng, datasets=("d0",), noises=("symmetric_0.20", "symmetric_0.40"),
+                         seeds=8)
+    c = compare_runs(_frame(runs), _frame(_shifted(runs, rng, shift, 0.3)))
+    assert label in LABELS and set(c.cells["verdict"]) == {label}
+    assert (np.sign(c.cells["diff"]) == np.sign(shift)).all()
+    beyond = c.cells["ci_low"] > 1.0 if shift > 0 else c.cells["ci_high"] < -1.0
+    assert beyond.all() and (c.cells["p_differs_holm"] < 1e-4).all()
+    assert c.count(label) == len(c.cells) == c.n_differs == 24
+    assert c.count(EQUIVALENT) == c.count(INCONCLUSIVE) == 0
 
 
 def test_one_seed_each_is_inconclusive():
     rng = np.random.default_rng(2)
     runs = simulate_runs(rng, datasets=("d0",), seeds=1)
     c = compare_runs(_frame(runs), _frame(_shifted(runs, rng, 3.0, 0.3)))
-    assert set(c.cells["verdict"]) == {"inconclusive"}
+    assert set(c.cells["verdict"]) == {INCONCLUSIVE}
     assert c.cells["seeds_needed"].isna().all()  # no spread observed: nothing to say
 
 
@@ -72,7 +92,7 @@ def test_unpaired_seeds_use_welch():
                          run_sd=0.3)
     new = _shifted(runs, rng, 3.0, 0.0, seeds=10)  # other seeds: nothing to pair
     c = compare_runs(_frame(runs), _frame(new))
-    assert (c.cells["n_paired"] == 0).all() and set(c.cells["verdict"]) == {"differs"}
+    assert (c.cells["n_paired"] == 0).all() and set(c.cells["verdict"]) == {BETTER}
     row = c.cells.iloc[0]
     a = 100 * runs[(runs.method_id == row.method_id)]["test_acc_best_val"].to_numpy()
     b = 100 * new[(new.method_id == row.method_id)]["test_acc_best_val"].to_numpy()
@@ -129,8 +149,11 @@ def test_welch_statistics_match_hand_formulas():
 
 def test_constant_differences_are_exact():
     ref = np.array([70.0, 71.0, 69.0])
-    assert _cell(ref, ref + 0.5, True, 1.0)["exact"] == "reproduced"
-    assert _cell(ref, ref - 1.5, True, 1.0)["exact"] == "differs"
+    assert _cell(ref, ref + 0.5, True, 1.0)["exact"] == EQUIVALENT
+    assert _cell(ref, ref - 0.5, True, 1.0)["exact"] == EQUIVALENT
+    assert _cell(ref, ref + 1.5, True, 1.0)["exact"] == BETTER
+    assert _cell(ref, ref - 1.5, True, 1.0)["exact"] == WORSE
+    assert _cell(ref, ref + 1.0, True, 1.0)["exact"] == INCONCLUSIVE  # at the margin
     assert _cell(ref, ref + 0.2 * np.array([1, 2, 3]), True, 1.0)["exact"] is None
     one_flat = _cell(np.array([70.0, 70.0, 70.0]), np.array([70.0, 71.0, 72.0]), False, 1.0)
     assert one_flat["exact"] is None  # only both sides constant is exact
@@ -145,7 +168,7 @@ def test_pairing_uses_the_shared_seeds_by_seed_not_by_position():
         new[col] = new[col] + 0.005
     c = compare_runs(_frame(ref), _frame(new))
     assert (c.cells["n_paired"] == 4).all()
-    assert np.allclose(c.cells["diff"], 0.5) and set(c.cells["verdict"]) == {"reproduced"}
+    assert np.allclose(c.cells["diff"], 0.5) and set(c.cells["verdict"]) == {EQUIVALENT}
     one = compare_runs(_frame(runs[runs.seed <= 2]), _frame(runs[runs.seed >= 2]))
     assert (one.cells["n_paired"] == 0).all()  # one shared seed: Welch over all runs
     assert one.cells["p_equivalent"].notna().all()
@@ -153,11 +176,11 @@ def test_pairing_uses_the_shared_seeds_by_seed_not_by_position():
 
 def test_calibration_at_the_margin_and_power_inside_it():
     """Known truths, per cell through ``_cell`` and per family through Holm: a true
-    difference exactly at the margin (1 point, 5 paired seeds, sd 1) is called `reproduced`
-    in at most 5% of cells (TOST is exact there) and `differs` in about 2.5% (the two-sided
-    test's one tail); some cell of a 12-cell family `differs` (Holm) in at most 5% of
-    families; a true difference of 0 with 8 seeds and sd 0.5 is `reproduced` in most cells
-    and never `differs`."""
+    difference exactly at the margin (1 point, 5 paired seeds, sd 1) is called `equivalent`
+    in at most 5% of cells (TOST is exact there) and `better` in about 2.5% (the two-sided
+    test's one tail); some cell of a 12-cell family is `better` or `worse` (Holm) in at most
+    5% of families; a true difference of 0 with 8 seeds and sd 0.5 is `equivalent` in most
+    cells and never `better` or `worse`."""
     rng = np.random.default_rng(5)
     reps, k = 100, 12
     d = rng.normal(1.0, 1.0, (reps, k, 5))  # paired differences at the margin
@@ -174,8 +197,8 @@ def test_calibration_at_the_margin_and_power_inside_it():
     assert fam_holm <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / reps)
     runs = simulate_runs(rng, datasets=("d0",), seeds=8, run_sd=0.5)
     c = compare_runs(_frame(runs), _frame(_shifted(runs, rng, 0.0, 0.5)))
-    assert (c.cells["verdict"] == "reproduced").mean() > 0.8
-    assert not (c.cells["verdict"] == "differs").any()
+    assert (c.cells["verdict"] == EQUIVALENT).mean() > 0.8
+    assert not c.cells["verdict"].isin([BETTER, WORSE]).any() and c.n_differs == 0
 
 
 def test_seeds_needed_gives_the_power_it_claims():
@@ -241,18 +264,51 @@ def test_cli_on_folders_with_fail_on(tmp_path, cli):
     res = cli(str(tmp_path / "ref"), str(tmp_path / "same"), "--fail-on", "differs",
               "--out", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
-    assert "12 reproduced, 0 differs, 0 inconclusive" in res.stdout
+    assert "0 better, 0 worse, 12 equivalent, 0 inconclusive" in res.stdout
     cells = pd.read_csv(tmp_path / "out" / "compare_cells.csv")
     assert list(cells.columns[:5]) == ["dataset", "noise_id", "setup_id", "method_id", "metric"]
-    assert set(cells["verdict"]) == {"reproduced"}
-    setups = pd.read_csv(tmp_path / "out" / "compare_setups.csv")
+    assert set(cells["verdict"]) == {EQUIVALENT}
+    setups = pd.read_csv(tmp_path / "out" / "compare_setups.csv", keep_default_na=False)
     assert setups["agree"].all()
-    assert (tmp_path / "out" / "compare.md").read_text().startswith("# Reproduction")
+    # the report's verdicts.csv has a row per scope: both are matched, each with its own
+    assert list(setups.columns[:5]) == ["setup", "metric", "scope", "alm", "baseline"]
+    assert set(setups["scope"]) == set(SCOPES)
+    assert not setups.duplicated(["setup", "metric", "scope", "alm", "baseline"]).any()
+    labelled = setups[setups["verdict"] != ""]
+    assert len(labelled) and set(labelled["verdict"]) <= set(LABELS)
+    text = (tmp_path / "out" / "compare.md").read_text()
+    assert text.startswith("# Reproduction")
+    section = text[text.index("per setup and scope"):]
+    assert "| scope " in section and "| in_these_cells " in section
+    assert "| across_tasks " in section
+    for word in ("`better` / `worse`", "`equivalent`", "`inconclusive`"):
+        assert word in text  # the legend
+    assert "reproduced`" not in text and "`differs`" not in text
     res = cli(str(tmp_path / "ref"), str(tmp_path / "moved"), "--fail-on", "differs")
-    assert res.returncode == 1 and "12 differs" in res.stdout
+    assert res.returncode == 1 and "12 better, 0 worse, 0 equivalent" in res.stdout
+    assert "12 cells fail --fail-on differs" in res.stderr
     assert cli(str(tmp_path / "ref"), str(tmp_path / "moved")).returncode == 0
     ranks = compare(tmp_path / "ref", tmp_path / "moved").ranks
     assert (ranks["kendall_tau"] > 0.5).all()  # a uniform shift keeps the ranking
+
+
+def test_fail_on_differs_exits_1_on_a_worse_cell(tmp_path, cli):
+    """`--fail-on differs` (kept for scripts) means any cell `better` or `worse`: results 5
+    points below the reference (8 paired seeds, sd 0.3) are `worse` everywhere and fail it,
+    as they fail --fail-on moved and --fail-on inconclusive; without --fail-on it exits 0."""
+    rng = np.random.default_rng(14)
+    runs = simulate_runs(rng, datasets=("d0",), noises=("symmetric_0.20",), seeds=8)
+    write_tree(tmp_path / "ref", runs)
+    write_tree(tmp_path / "down", _shifted(runs, rng, -5.0, 0.3))
+    res = cli(tmp_path / "ref", tmp_path / "down", "--fail-on", "differs", "--out",
+              tmp_path / "out")
+    assert res.returncode == 1, res.stderr
+    assert "0 better, 12 worse, 0 equivalent, 0 inconclusive" in res.stdout
+    assert "12 cells fail --fail-on differs" in res.stderr
+    assert set(pd.read_csv(tmp_path / "out" / "compare_cells.csv")["verdict"]) == {WORSE}
+    for fail_on in ("moved", "inconclusive"):
+        assert cli(tmp_path / "ref", tmp_path / "down", "--fail-on", fail_on).returncode == 1
+    assert cli(tmp_path / "ref", tmp_path / "down").returncode == 0
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, cli):
@@ -281,7 +337,7 @@ def _set_loss(tree, value_of):
 
 def test_moved_names_each_run_whose_numbers_changed_at_all(tmp_path, cli):
     """A change far inside the margin (one run's training loss, 1e-12) leaves every cell
-    `reproduced` but is one moved run, named with the number and both values; --fail-on
+    `equivalent` but is one moved run, named with the number and both values; --fail-on
     moved fails on it and --fail-on differs does not."""
     runs = simulate_runs(np.random.default_rng(10), datasets=("d0",), noises=("symmetric_0.20",))
     for name in ("ref", "new"):
@@ -296,7 +352,7 @@ def test_moved_names_each_run_whose_numbers_changed_at_all(tmp_path, cli):
     m["train_loss_last"] = old + 1e-12
     target.write_text(json.dumps(m))
     c = compare(tmp_path / "ref", tmp_path / "new")
-    assert set(c.cells["verdict"]) == {"reproduced"} and c.n_identical == len(runs) - 1
+    assert set(c.cells["verdict"]) == {EQUIVALENT} and c.n_identical == len(runs) - 1
     assert c.moved.to_dict("records") == [
         {"dataset": "d0", "noise_id": "symmetric_0.20", "setup_id": target.parts[-4],
          "method_id": "kd", "seed": 2, "number": "train_loss_last", "reference": old,

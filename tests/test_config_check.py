@@ -13,7 +13,8 @@ DEFAULT = yaml.safe_load((REPO_ROOT / "workflows/config/default.yaml").read_text
 @pytest.mark.parametrize(("change", "expected"), [
     ({"seed": [1]}, "unknown key 'seed' at the top level; did you mean 'seeds'?"),
     ({"lr": 0.1}, "unknown key 'lr' at the top level; 'lr' is a key of datasets[].train"),
-    ({"xyzzy": 1}, "unknown key 'xyzzy' at the top level; allowed: cifar_n_dir, data_root, "),
+    ({"xyzzy": 1},
+     "unknown key 'xyzzy' at the top level; allowed: analysis, cifar_n_dir, data_root, "),
     ({"datasets": [{"name": "digits", "student": "mlp_8", "trian": {}}]},
      "unknown key 'trian' at datasets[0]; did you mean 'train'?"),
     ({"methods": [{"name": "kd2"}]}, "methods[0].name: 'kd2' is not one of ce, kd, "),

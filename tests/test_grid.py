@@ -86,7 +86,7 @@ def test_ids():
     ("paper", 55, 550, 2365),
     ("fmnist", 9, 27, 117),
     ("authors_synthetic", 3, 3, 12),
-    ("reference", 24, 104, 760),
+    ("reference", 24, 104, 1080),
 ])
 def test_shipped_configs_plan(name, labels, teacher_runs, student_runs):
     p = grid.plan(load(name))
@@ -255,3 +255,14 @@ def test_a_dataset_listed_twice_is_refused_unless_per_protocol_with_one_split():
         grid.plan({**TINY, "datasets": [digits, {**authors, "train_subset": 100}]})
     with pytest.raises(UserError, match="select_fraction"):  # the protocols' defaults differ
         grid.plan({**TINY, "datasets": [digits, {**authors, "select_fraction": None}]})
+
+
+@pytest.mark.parametrize(("analysis", "message"), [
+    ({"margin": 0}, "analysis.margin"), ({"margin": True}, "analysis.margin"),
+    ({"moderators": ["teacher"]}, "unknown factor 'teacher'"),
+    ({"moderators": "noise_type"}, "expected a list"), ({"alpha": 0.1}, "analysis.alpha"),
+])
+def test_analysis_block_is_checked_before_work(analysis, message):
+    with pytest.raises(UserError, match=message):
+        grid.plan({**load("default"), "analysis": analysis})
+    grid.plan({**load("default"), "analysis": {"margin": 0.5, "moderators": ["setup"]}})

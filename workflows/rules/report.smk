@@ -27,7 +27,8 @@ rule expected_runs:
         f"{PLAN.root}/config.yaml",
     params:
         plan=plan_payload([r.out for r in PLAN.student_runs],
-                          {r.method for r in PLAN.student_runs}, PLAN.root),
+                          {r.method for r in PLAN.student_runs}, PLAN.root,
+                          config.get("analysis")),
         config=config,
     localrule: True
     run:
