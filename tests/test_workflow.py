@@ -83,8 +83,8 @@ def test_tiny_grid_end_to_end_and_rerun_does_nothing(finished):
     assert plan["comparisons"] == {"alm": ["almkd"], "baselines": ["kd", "ce"], "margin": 1.0,
                                    "moderators": ["teacher_labels", "noise_type", "noise_rate"]}
     verdicts = (work / "results/tiny/tables/verdicts.csv").read_text().splitlines()
-    assert verdicts[0].startswith("setup,metric,alm,baseline,n_cells")
-    assert len(verdicts) == 1 + 2 * 2 * 2  # setups x metrics x (almkd vs kd, ce)
+    assert verdicts[0].startswith("setup,metric,scope,alm,baseline,n_cells")
+    assert len(verdicts) == 1 + 2 * 2 * 2 * 2  # setups x metrics x scopes x (vs kd, ce)
     again = snakemake(work, "--configfile", str(cfg))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     html = snakemake(work, "--configfile", str(cfg), "--report", "results/report.html")
