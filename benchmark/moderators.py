@@ -100,6 +100,8 @@ def moderator_raw(scores: pd.DataFrame, metric: str, alm: tuple, baselines: tupl
         return pd.DataFrame(columns=cols)
     wide = wide_scores(scores)
     cells = sorted({tuple(i) for i in wide.index.droplevel("seed").unique()})
+    pairs_ab = declared_pairs(wide.columns, alm, baselines)
+    seed_diffs = {(a, b): _seed_diffs(wide, a, b) for a, b in pairs_ab}  # once per pair
     rows = []
     for factor in factors:
         pairs = strata(cells, factor)
@@ -107,8 +109,8 @@ def moderator_raw(scores: pd.DataFrame, metric: str, alm: tuple, baselines: tupl
         for level, ref, c_l, c_r in pairs:
             by_level.setdefault((level, ref), []).append((c_l, c_r))
         for (level, ref), members in by_level.items():
-            for a, b in declared_pairs(wide.columns, alm, baselines):
-                d = _seed_diffs(wide, a, b)
+            for a, b in pairs_ab:
+                d = seed_diffs[(a, b)]
                 dods, names = [], []
                 for c_l, c_r in members:
                     if c_l in d and c_r in d:

@@ -223,28 +223,36 @@ VERDICT_LEGEND = (
     "the claim family.")
 
 
+def _scoped_sections(frame: pd.DataFrame, cols: list, titles: tuple, empty: str) -> str:
+    """One Markdown section per (metric, scope) of a verdicts or moderators frame; the
+    secondary metric's rows without the claim columns (Holm p, label, units needed, mde)."""
+    parts = []
+    for metric, title in ((PRIMARY, titles[0]), ("last", titles[1])):
+        for scope in SCOPES:
+            sub = frame[(frame["metric"] == metric) & (frame["scope"] == scope)]
+            if metric != PRIMARY:
+                sub = sub.drop(columns=[c for c in CLAIM_COLUMNS if c in sub])
+            parts.append(f"\n## {scope}, {title}\n\n"
+                         + _markdown(_fmt(sub[[c for c in cols if c in sub]]), empty))
+    return "".join(parts)
+
+
+CLAIM_COLUMNS = ["p_holm", "p_equivalent_holm", "verdict", "cells_needed", "seeds_needed",
+                 "mde"]
+
+
 def _verdicts_markdown(v: pd.DataFrame, margin: float = MARGIN) -> str:
     cols = ["setup", "alm", "baseline", "n_cells", "n_pairs", "mean_diff", "ci_low", "ci_high",
             "p", "p_holm", "p_equivalent_holm", "min_attainable_p", "cells_needed",
             "seeds_needed", "mde", "verdict"]
-    parts = ["# Verdicts: each ALM method against each declared baseline, per setup\n\n"
-             + VERDICT_LEGEND.format(margin=margin) + "\n"]
     counts = ", ".join(f"{int((v['verdict'] == lab).sum())} {lab}" for lab in LABELS)
-    parts.append(f"\nPrimary metric (test accuracy at the best selection epoch): {counts}.\n")
-    for metric, title in ((PRIMARY, "primary metric: test accuracy at the best selection "
-                                     "epoch"),
-                          ("last", "secondary metric, not a claim: test accuracy at the last "
-                                   "epoch")):
-        for scope in SCOPES:
-            sub = v[(v["metric"] == metric) & (v["scope"] == scope)]
-            if metric != PRIMARY:
-                sub = sub.drop(columns=["p_holm", "p_equivalent_holm", "verdict",
-                                        "cells_needed", "seeds_needed", "mde"])
-            parts.append(f"\n## {scope}, {title}\n\n"
-                         + _markdown(_fmt(sub[[c for c in cols if c in sub]]),
-                                     "No declared comparison has a cell with two common "
-                                     "seeds."))
-    return "".join(parts)
+    return ("# Verdicts: each ALM method against each declared baseline, per setup\n\n"
+            + VERDICT_LEGEND.format(margin=margin) + "\n"
+            + f"\nPrimary metric (test accuracy at the best selection epoch): {counts}.\n"
+            + _scoped_sections(v, cols, ("primary metric: test accuracy at the best selection "
+                                         "epoch", "secondary metric, not a claim: test "
+                                         "accuracy at the last epoch"),
+                               "No declared comparison has a cell with two common seeds."))
 
 
 MODERATOR_LEGEND = (
@@ -273,18 +281,9 @@ def _moderators_markdown(a: Analysis) -> str:
     cols = ["factor", "level", "reference", "alm", "baseline", "n_strata", "n_pairs",
             "mean_diff", "ci_low", "ci_high", "p", "p_holm", "p_equivalent_holm",
             "min_attainable_p", "cells_needed", "mde", "verdict"]
-    parts = [head]
-    for metric, title in ((PRIMARY, "primary metric"), ("last", "last-epoch metric, not a "
-                                                                 "claim")):
-        for scope in SCOPES:
-            sub = m[(m["metric"] == metric) & (m["scope"] == scope)]
-            if metric != PRIMARY:
-                sub = sub.drop(columns=["p_holm", "p_equivalent_holm", "verdict",
-                                        "cells_needed", "mde"])
-            parts.append(f"\n## {scope}, {title}\n\n"
-                         + _markdown(_fmt(sub[[c for c in cols if c in sub]]),
-                                     "No stratum has two common seeds."))
-    return "".join(parts)
+    return head + _scoped_sections(m, cols, ("primary metric", "last-epoch metric, not a "
+                                                                "claim"),
+                                   "No stratum has two common seeds.")
 
 
 def write_report(results: Path, *, strict: bool = False, figures: bool = True) -> list[Path]:
