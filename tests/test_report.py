@@ -159,6 +159,24 @@ def test_plan_of_earlier_versions_and_no_plan(tmp_path, capsys):
     assert set(v["alm"]) == {"almkd", "amal"} and set(v["baseline"]) == set(BASES)
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("margin", -1, "comparisons.margin -1: expected a positive number"),
+    ("margin", True, "comparisons.margin True"),
+    ("moderators", ["teacher"], "comparisons.moderators: unknown factor 'teacher'"),
+])
+def test_a_bad_margin_or_moderator_in_the_plan_is_one_line(tmp_path, capsys, field, value,
+                                                           message):
+    runs = small_runs()
+    write_tree(tmp_path, runs)
+    plan = json.loads((tmp_path / "expected_runs.json").read_text())
+    plan["comparisons"][field] = value
+    (tmp_path / "expected_runs.json").write_text(json.dumps(plan))
+    assert report(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert message in err and "expected_runs.json" in err and "Traceback" not in err
+    assert not (tmp_path / "tables" / "verdicts.csv").exists()
+
+
 def test_declared_baselines_limit_the_comparisons(tmp_path):
     runs = small_runs()
     write_tree(tmp_path, runs, plan=False)
