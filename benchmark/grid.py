@@ -671,7 +671,8 @@ def rule_name(job: Job) -> str:
 
 
 REPORT_TABLES = ("label_noise.md", "completeness.md", "ranks.md", "verdicts.md", "verdicts.csv",
-                 "moderators.md", "moderators.csv", "comparisons.csv", "alpha.md", "alpha.csv")
+                 "moderators.md", "moderators.csv", "headline.md", "comparisons.csv", "alpha.md",
+                 "alpha.csv")
 FIGURES = ("accuracy_vs_noise",)
 ALM_FIGURES = ("alm_weights", "alm_weight_by_teacher_labels", "alm_weight_vs_teacher")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from . import alpha_summary
+from . import alpha_summary, headline
 from . import completeness as completeness_mod
 from . import moderators as moderators_mod
 from .collect import collect_runs, collect_teachers, train_subsets
@@ -37,6 +37,8 @@ COMPARISONS_CSV = ["setup", "metric", "dataset", "noise_id", "alm", "baseline", 
                    "mean_diff", "ci_low", "ci_high", "p", "p_holm", "marker", "p_wilcoxon",
                    "sd_diff", "alm_method_id", "alm_hparams", "baseline_method_id",
                    "baseline_hparams"]
+# verdicts.csv and moderators.csv: each side's method ids and hyper-parameters, last
+METHOD_ID_COLUMNS = ["alm_method_id", "alm_hparams", "baseline_method_id", "baseline_hparams"]
 
 
 @dataclass
@@ -68,6 +70,25 @@ class Analysis:
                                                 "hparams": f"{side}_hparams"}),
                             on=CELL + ["metric", side], how="left")
         return out[COMPARISONS_CSV]
+
+    def with_method_ids(self, frame: pd.DataFrame, by: list) -> pd.DataFrame:
+        """``frame`` (verdicts or moderators) with each side's method ids and
+        hyper-parameters: those of the row in the cells it pools (per ``by``, e.g. the
+        setup; ';'-joined where the row's cells differ), as comparisons.csv has per cell."""
+        summary = self.summary.get(PRIMARY)
+        out = frame.assign(**{c: "" for c in METHOD_ID_COLUMNS})
+        if summary is None or summary.empty or frame.empty:
+            return out
+        ids = summary.assign(**{c: "" for c in ("method_id", "hparams") if c not in summary})
+        ids = ids.groupby(by + ["row"])[["method_id", "hparams"]].agg(
+            lambda v: ";".join(sorted({i for x in v for i in str(x).split(";") if i})))
+        for side in ("alm", "baseline"):
+            keyed = ids.rename(columns={"method_id": f"{side}_method_id",
+                                        "hparams": f"{side}_hparams"}).reset_index()
+            keyed = keyed.rename(columns={"row": side})
+            out = out.drop(columns=[f"{side}_method_id", f"{side}_hparams"]).merge(
+                keyed, on=by + [side], how="left")
+        return out.fillna({c: "" for c in METHOD_ID_COLUMNS})
 
 
 def analyse(runs: pd.DataFrame, alm: tuple, baselines: tuple, setups=None,
@@ -342,10 +363,14 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
             put(tdir / f"{setup}_{metric}.tex", tables.to_latex(table))
             put(tdir / f"{setup}_{metric}.csv", tables.to_csv(table))
     put(tdir / "comparisons.csv", a.comparisons_frame().to_csv(index=False, float_format="%.6g"))
-    put(tdir / "verdicts.csv", a.verdicts.to_csv(index=False, float_format="%.6g"))
+    put(tdir / "verdicts.csv", a.with_method_ids(a.verdicts, ["setup"])
+        .to_csv(index=False, float_format="%.6g"))
     put(tdir / "verdicts.md", _verdicts_markdown(a.verdicts, a.margin))
-    put(tdir / "moderators.csv", a.moderators.to_csv(index=False, float_format="%.6g"))
+    put(tdir / "moderators.csv", a.with_method_ids(a.moderators, [])
+        .to_csv(index=False, float_format="%.6g"))
     put(tdir / "moderators.md", _moderators_markdown(a))
+    put(tdir / "headline.md", headline.markdown(a.verdicts, a.moderators, comp.plan.alm,
+                                                comp.plan.baselines, a.margin))
     put(tdir / "ranks.md", _ranks_markdown(a))
     alpha = alpha_summary.alpha_table(refreshes)
     put(tdir / "alpha.csv", alpha.to_csv(index=False, float_format="%.6g"))

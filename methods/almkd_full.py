@@ -89,8 +89,8 @@ class ALMKDFull(ALMKD):
         w = self.weights[idx]
         for _ in range(steps):
             grad = exact_hypergrad(model, x, y, t, w, self.ctx.lr, xv, yv, self.hparams["T"],
-                                   mode=self.hparams["hypergrad"], stats_free=self.stats_free,
-                                   logits=logits)
+                                   mode=self.hparams["hypergrad"], val_bn="eval",
+                                   stats_free=self.stats_free, logits=logits)
             w = self.mixing.step(w, grad, self.hparams["meta_lr"])
         self.weights[idx] = w.detach()
 

@@ -29,7 +29,7 @@ from .hparams import HPARAM_DEFAULTS
 from .lookahead import MetaReweight, lookahead_direction, per_instance_jvp
 
 
-def l2rw_hypergrad(model, stats_free, x, per_example, lr, xv, yv, *, decay=0.0,
+def l2rw_hypergrad(model, stats_free, x, per_example, lr, xv, yv, *, decay,
                    batch_stats=None):
     """[B] dL_meta(theta'(eps))/deps at eps = 0 (module doc). ``per_example``: logits -> [B]
     losses; ``batch_stats``: the stats-free copy for L_meta on the clean batch's BatchNorm

@@ -33,6 +33,8 @@ from .base import Method
 from .hparams import method_uses_teachers
 from .losses import mixed_loss, term_losses
 
+VAL_BN = ("eval", "train")  # BatchNorm of L_meta: running statistics, or the clean batch's
+
 
 def stats_free_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A copy whose BatchNorm layers always use batch statistics and track nothing."""
@@ -83,8 +85,8 @@ def per_instance_jvp(model, stats_free, x, per_instance, direction):
     return jvp(f, (params,), (dict(zip(params, direction, strict=True)),))
 
 
-def exact_hypergrad(model, x, y, teacher_logits, w, lr, xv, yv, T, *, mode="jvp",
-                    stats_free=None, logits=None, val_bn="eval"):
+def exact_hypergrad(model, x, y, teacher_logits, w, lr, xv, yv, T, *, mode, val_bn,
+                    stats_free=None, logits=None):
     """[B, K] exact dL_meta(theta')/dw for one batch's weights w [B, K] on its loss terms.
 
     ``logits``: the batch's logits from the real model's train-mode forward, still attached to
@@ -96,6 +98,8 @@ def exact_hypergrad(model, x, y, teacher_logits, w, lr, xv, yv, T, *, mode="jvp"
     ``train`` (the clean batch's own). The real model's parameters and buffers are never
     changed.
     """
+    if val_bn not in VAL_BN:
+        raise ValueError(f"val_bn {val_bn!r}: one of {', '.join(VAL_BN)}")
     with torch.enable_grad():
         if logits is None:
             leaves = {k: v.detach().requires_grad_(True) for k, v in model.named_parameters()}

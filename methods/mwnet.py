@@ -55,7 +55,7 @@ def normalised(v: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def mwnet_hypergrad(model, stats_free, net, x, y, teacher_logits, coef, cost, lr, xv, yv, T, *,
-                    normalise="none", logits=None, val_bn="train"):
+                    normalise, val_bn, logits=None):
     """grad_phi L_meta(theta'(phi)) for the weight net's parameters (module doc, step 1).
     ``cost``: [B] the detached per-example losses; ``coef``: [K] the loss's mix of the terms."""
     params = list(net.parameters())

@@ -209,6 +209,16 @@ def test_kd_finetune_is_kd_then_ce_on_the_meta_split(monkeypatch, study):
     assert ft["best_epoch"] == int(b["epoch"][int(np.argmax(b["val_acc"].to_numpy()))])
 
 
+def test_kd_finetune_schedule_by_hand():
+    """finetune_epochs 0: no fine-tune (plain kd); null finetune_lr: a tenth of the base lr."""
+    from methods import build_method
+
+    assert build_method("kd_finetune").finetune(0.3) == (3, pytest.approx(0.03, abs=1e-15))
+    assert build_method("kd_finetune", finetune_lr=0.07).finetune(0.3) == (3, 0.07)
+    assert build_method("kd_finetune", finetune_epochs=2).finetune(0.5)[0] == 2
+    assert build_method("kd_finetune", finetune_epochs=0).finetune(0.3) is None
+
+
 # -- the losses, against float64 by hand --------------------------------------------------
 
 def _log_softmax(z):

@@ -82,7 +82,7 @@ def test_ids():
 
 
 @pytest.mark.parametrize(("name", "labels", "teacher_runs", "student_runs"), [
-    ("default", 8, 22, 96),
+    ("default", 20, 40, 235),
     ("paper", 55, 550, 2365),
     ("fmnist", 9, 27, 117),
     ("authors_synthetic", 3, 3, 12),

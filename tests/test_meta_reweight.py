@@ -108,7 +108,7 @@ class MetaData:
 
 def method_for(name, model, xv, yv, n_teachers, seed=0, **hp):
     loss = "kd" if n_teachers else "ce"
-    m = build_method(name, loss=loss, T=T, kd_weight=A, meta_batch=NV, **hp)
+    m = build_method(name, loss=loss, T=T, kd_weight=A, **{"meta_batch": NV, **hp})
     ctx = MethodContext(n_train=B, num_classes=C, n_teachers=n_teachers,
                         device=torch.device("cpu"), seed=seed, lr=LR,
                         extras={"model": model, "data": MetaData(xv, yv),
@@ -301,18 +301,21 @@ def test_mwnet_hypergradient_matches_double_backward(n_teachers, normalise, meta
         assert r.abs().max() > 1e-6  # every parameter of the net gets a real gradient
 
 
+@pytest.mark.parametrize("meta_bn", ["train", "eval"])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 @pytest.mark.parametrize("normalise", ["none", "sum"])
 @pytest.mark.parametrize("n_teachers", [0, 2])
 def test_mwnet_net_steps_and_loss_match_a_hand_written_optimizer(n_teachers, normalise,
-                                                                  optimizer):
+                                                                  optimizer, meta_bn):
     """Two training steps: each takes the net's step (its optimizer by hand: Adam with L2
-    weight decay and bias correction, or Nesterov SGD with momentum 0.9), then returns the
-    batch loss with the weights of the updated net."""
+    weight decay and bias correction, or Nesterov SGD with momentum 0.9; L_meta on the clean
+    batch's BatchNorm statistics or on the running ones), then returns the batch loss with
+    the weights of the updated net."""
     model, x, y, t, xv, yv = problem(n_teachers)
     lr_net, wd_net = 0.05, 0.01
     m, _ = method_for("mwnet", model, xv, yv, n_teachers, normalise=normalise, hidden=8,
-                      meta_optimizer=optimizer, meta_lr=lr_net, meta_weight_decay=wd_net)
+                      meta_optimizer=optimizer, meta_lr=lr_net, meta_weight_decay=wd_net,
+                      meta_bn=meta_bn)
     m.net.double()
     Phi = [p.detach().clone() for p in net_params(m)]
     states = [{"t": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p), "buf": None}
@@ -322,8 +325,9 @@ def test_mwnet_net_steps_and_loss_match_a_hand_written_optimizer(n_teachers, nor
         out = step_output(model, x, y, t)
         loss = m.loss(out)
         P = ref_params(model)
+        stats = None if meta_bn == "train" else running(model)  # after the step's forward
         g = ref_mwnet_grad(P, [p.clone().requires_grad_(True) for p in Phi], x, y, t, xv, yv,
-                           LR, normalise, None)  # meta_bn train: the clean batch's statistics
+                           LR, normalise, stats)
         Phi = [update(p, gp, st, lr_net, wd_net) for p, gp, st in zip(Phi, g, states,
                                                                       strict=True)]
         with torch.no_grad():
@@ -372,6 +376,94 @@ def test_mwnet_state_round_trip_is_exact(optimizer):
         for key in sa:
             assert torch.equal(torch.as_tensor(sa[key]), torch.as_tensor(sb[key])), key
     assert not torch.equal(la, lf)  # without the state, the step differs
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_mwnet_state_dict_is_a_snapshot(optimizer):
+    """A state taken for a checkpoint does not move with the later steps."""
+    import copy
+
+    model, x, y, t, xv, yv = problem(1)
+    m, _ = method_for("mwnet", model, xv, yv, 1, meta_optimizer=optimizer)
+    m.loss(step_output(model, x, y, t))
+    state = m.state_dict()
+    kept = copy.deepcopy(state)
+    m.loss(step_output(model, x, y, t))
+    for key, st in kept["optimizer"]["state"].items():
+        assert st, "the optimizer keeps a state per parameter"
+        for name, v in st.items():
+            assert torch.equal(torch.as_tensor(state["optimizer"]["state"][key][name]),
+                               torch.as_tensor(v)), (key, name)
+    moved = m.opt.state_dict()["state"]
+    assert any(not torch.equal(torch.as_tensor(moved[k][n]), torch.as_tensor(v))
+               for k, st in kept["optimizer"]["state"].items() for n, v in st.items())
+
+
+@pytest.mark.parametrize("name", ["l2rw", "mwnet"])
+def test_the_clean_batches_are_drawn_per_seed_and_epoch(name):
+    """Each epoch draws its own clean batches from the meta split; the same seed and epoch
+    draw the same ones (what a resumed run relies on)."""
+    model, x, y, t, xv, yv = problem(1)
+
+    def draws(epoch, seed=0):
+        m, ctx = method_for(name, model, xv, yv, 1, seed=seed, meta_batch=3)
+        m.on_epoch_start(epoch, ctx)
+        got = [m.meta_batch() for _ in range(2)]
+        assert set(ctx.extras["data"].splits) == {"val"}
+        assert all(len(yb) == 3 for _, yb in got)
+        return torch.cat([xb.flatten() for xb, _ in got])
+
+    first = draws(0)
+    assert torch.equal(first, draws(0))
+    assert not torch.equal(first, draws(1))
+    assert not torch.equal(first, draws(0, seed=1))
+    assert not torch.equal(draws(1), draws(2))
+
+
+class Scaled(nn.Module):
+    """A linear layer times a buffer that is no BatchNorm's (it changes as training goes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, C)
+        self.register_buffer("scale", torch.ones(C))
+
+    def forward(self, x):
+        return self.fc(x) * self.scale
+
+
+def test_buffers_other_than_batchnorms_are_the_models_not_the_copys():
+    """The look-ahead and the JVP read a non-BatchNorm buffer from the model as it is now,
+    not from the stats-free copy made at setup; references by hand with autograd."""
+    from methods.lookahead import lookahead_direction, per_instance_jvp, stats_free_copy
+
+    torch.manual_seed(3)
+    model = Scaled().double()
+    stale = stats_free_copy(model)
+    with torch.no_grad():
+        model.scale.copy_(torch.tensor([2.0, 0.5, 1.5, 3.0], dtype=DT))
+    x, y = torch.randn(B, 3, dtype=DT), torch.randint(0, C, (B,))
+    xv, yv = torch.randn(NV, 3, dtype=DT), torch.randint(0, C, (NV,))
+    W, b, s = model.fc.weight.detach(), model.fc.bias.detach(), model.scale
+    grads = [torch.randn_like(W), torch.randn_like(b)]
+    W1 = (W - LR * grads[0]).requires_grad_(True)
+    b1 = (b - LR * grads[1]).requires_grad_(True)
+    ref = torch.autograd.grad(-log_softmax((xv @ W1.T + b1) * s)[torch.arange(NV), yv].mean(),
+                              (W1, b1))
+    got = lookahead_direction(model, grads, LR, xv, yv, batch_stats=stale)
+    for g, r in zip(got, ref, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-14)
+
+    def ce(z):
+        return -log_softmax(z)[torch.arange(len(y)), y]
+
+    _, dl = per_instance_jvp(model, stale, x, ce, list(ref))
+    for i in range(B):
+        Wi, bi = W.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        gi = torch.autograd.grad(-log_softmax((x[i:i + 1] @ Wi.T + bi) * s)[0, y[i]],
+                                 (Wi, bi))
+        want = sum((a * d).sum() for a, d in zip(gi, ref, strict=True))
+        torch.testing.assert_close(dl[i], want, rtol=1e-10, atol=1e-14)
 
 
 def test_the_loss_says_whether_teachers_are_taken():

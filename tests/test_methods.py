@@ -137,7 +137,7 @@ def double_backward_reference(model, x, y, t, xv, yv, w, lr):
 def test_exact_hypergradient_equals_double_backward_and_leaves_bn_alone(mode):
     model, x, y, t, xv, yv, w = _tiny_problem()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    got = exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode=mode,
+    got = exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode=mode, val_bn="eval",
                           stats_free=stats_free_copy(model))
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), f"{k} changed"
@@ -154,7 +154,7 @@ def test_exact_hypergradient_reusing_the_training_forward(mode):
     logits = model(x)
     after_forward = {k: v.clone() for k, v in model.state_dict().items()}
     got = exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode=mode, logits=logits,
-                          stats_free=stats_free_copy(model))
+                          val_bn="eval", stats_free=stats_free_copy(model))
     for k, v in model.state_dict().items():
         assert torch.equal(v, after_forward[k]), f"{k} changed"
     ref = double_backward_reference(model, x, y, t, xv, yv, w, 0.2)
@@ -281,7 +281,11 @@ def test_stats_free_copy_leaves_the_model_alone():
 def test_exact_hypergradient_jvp_needs_the_stats_free_copy():
     model, x, y, t, xv, yv, w = _tiny_problem()
     with pytest.raises(ValueError, match="stats_free"):
-        exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode="jvp", logits=model(x))
+        exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode="jvp", val_bn="eval",
+                        logits=model(x))
     with pytest.raises(ValueError, match="mode 'backward'"):
-        exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode="backward", logits=model(x),
-                        stats_free=stats_free_copy(model))
+        exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode="backward", val_bn="eval",
+                        logits=model(x), stats_free=stats_free_copy(model))
+    with pytest.raises(ValueError, match="val_bn 'running': one of eval, train$"):
+        exact_hypergrad(model, x, y, t, w, 0.2, xv, yv, T, mode="jvp", val_bn="running",
+                        logits=model(x), stats_free=stats_free_copy(model))

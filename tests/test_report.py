@@ -40,9 +40,10 @@ def test_outputs_for_programs_have_the_declared_columns(tmp_path):
                                        "p_holm", "marker"]
     assert len(comp) == 2 * 4 * 2 * 3  # metrics x cells x ALM methods x baselines
     v = read_csv(tmp_path, "verdicts.csv")
+    from benchmark.report import METHOD_ID_COLUMNS
     from benchmark.verdicts import VERDICT_COLUMNS
 
-    assert list(v.columns) == VERDICT_COLUMNS
+    assert list(v.columns) == VERDICT_COLUMNS + METHOD_ID_COLUMNS
     assert set(v["n_cells"]) == {4} and len(v) == 2 * 2 * 2 * 3  # metrics x scopes x pairs
     assert set(v["scope"]) == {"in_these_cells", "across_tasks"}
     assert not v["ci_adjusted"].any()
