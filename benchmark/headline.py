@@ -103,7 +103,9 @@ LEGEND = (
     "labels, or on the clean ones (-cleanT). \"{moderator}\": the difference of those "
     "differences between the two teacher conditions, per (dataset, noise, setup) stratum "
     "(tables/moderators.md, a family of its own): better means the ALM method gains more "
-    "over the baseline when the teacher saw the noisy labels. These verdicts are about these "
+    "over the baseline when the teacher saw the noisy labels (a baseline that takes no "
+    "teacher, such as ce, is the same runs in both conditions: its entry is the ALM method's "
+    "own change between them). These verdicts are about these "
     "cells and seeds; whether they hold on other tasks is the across-tasks scope, stated below "
     "each table.")
 
