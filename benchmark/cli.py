@@ -167,7 +167,7 @@ def _train_config(args):
 
 def _parse_hparams(items: list[str]) -> dict:
     """``--hparam KEY=VALUE`` values read as YAML (4 is an integer, 4.0 a number, null null),
-    and 1e3 as the number YAML 1.1 reads as text; ``methods.hparams.check_hparams`` checks
+    and 1e3 as the number YAML 1.1 reads as text; ``methods.catalog.check_hparams`` checks
     them."""
     import re
 
@@ -190,7 +190,7 @@ def _parse_hparams(items: list[str]) -> dict:
 
 
 def _run_training(args) -> None:
-    from methods.hparams import check_hparams
+    from methods.catalog import check_hparams
 
     from .runs import RunRequest, run
 

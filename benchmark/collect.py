@@ -33,7 +33,7 @@ def resolved_hparams(method: str, given: dict) -> str:
     """A run's hyper-parameters as its method resolves them: the given ones over the method's
     defaults (methods/hparams.py), as a compact JSON object with sorted keys, so that a
     variant that gives the defaults explicitly and one that gives nothing are the same."""
-    from methods.hparams import HPARAM_DEFAULTS
+    from methods.catalog import HPARAM_DEFAULTS
 
     return json.dumps({**HPARAM_DEFAULTS.get(method, {}), **dict(given or {})},
                       sort_keys=True, separators=(",", ":"))

@@ -32,17 +32,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from methods.catalog import ALM_METHODS, BASELINE_ORDER, METHOD_NAMES
+
 from .errors import UserError
-from .grid import ALM_METHODS, BASELINE_METHODS, CLEAN_BUDGET_BASELINES, METHOD_NAMES
 from .scores import base_method, table_cells
 from .vocabulary import DEFAULT_FACTORS, FACTORS, MARGIN
 
 CELL_KEYS = ["dataset", "noise_id", "setup"]
-# the order the tables list declared baselines: the strongest competitor first, then the
-# clean-budget baselines (the same clean data as the ALM methods), then any other baseline in
-# the order methods/hparams.py lists it (a new baseline is never silently left uncompared)
-BASELINE_ORDER = ("kd", "fixed_alpha", "ce") + CLEAN_BUDGET_BASELINES
-BASELINE_ORDER += tuple(m for m in BASELINE_METHODS if m not in BASELINE_ORDER)
 PLAN_FILE = "expected_runs.json"
 
 
@@ -59,7 +55,7 @@ class Plan:
     def declared(methods) -> tuple[tuple[str, ...], tuple[str, ...]]:
         methods = set(methods)
         alm = tuple(m for m in METHOD_NAMES if m in ALM_METHODS and m in methods)
-        base = tuple(m for m in BASELINE_ORDER if m in methods and m in BASELINE_METHODS)
+        base = tuple(m for m in BASELINE_ORDER if m in methods)
         return alm, base
 
 

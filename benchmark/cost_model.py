@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import math
 
+from methods.catalog import CATALOG, HPARAM_DEFAULTS
+
 from .errors import UserError
-from .grid import ALM_METHODS, plan, val_fraction_of
+from .grid import plan, val_fraction_of
 
 # training pool (before the validation split) and test set sizes, as the loaders build them
 POOL_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "digits": 1_437,
@@ -32,11 +34,6 @@ POOL_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "d
 TEST_SIZES = {"cifar10": 10_000, "cifar100": 10_000, "fashion_mnist": 10_000, "digits": 360,
               "synthetic": 1_000}
 FORWARD_SHARE = 1 / 3
-# ALM methods with a last-layer refresh, priced as their epochs plus their refreshes from
-# perf's measured costs of almkd and amal. almkd_v1 runs the same refresh (10 steps instead
-# of 5, against the whole validation set): priced with almkd's costs, an underestimate of
-# its refreshes until perf times it
-PRICED_AS = {"almkd": "almkd", "amal": "amal", "almkd_v1": "almkd"}
 
 
 def variant_of_runtime(runtime: dict) -> str:
@@ -58,22 +55,24 @@ def n_refreshes(epochs: int, meta_start: int, meta_every: int) -> int:
 
 
 def method_factor(method: str, hparams: dict, epochs: int, students: dict) -> float:
-    """A run's training cost relative to kd with the same teachers (1 for ce, kd, fixed_alpha
-    and the clean-budget baselines; l2rw and mwnet as almkd_full per step)."""
-    from methods.hparams import HPARAM_DEFAULTS
-
-    if method in ("l2rw", "mwnet"):  # a look-ahead every step: priced as almkd_full's
+    """A run's training cost relative to kd with the same teachers, by the catalog's cost
+    class: 1 (cost kd: ce, kd, fixed_alpha, the clean-budget baselines); the epochs plus the
+    refreshes measured for the entry's ``priced_as`` (refresh: the ALM methods with a
+    last-layer refresh); almkd_full's per-step cost (lookahead: l2rw, mwnet); almkd_full's
+    own schedule (exact_lookahead)."""
+    entry = CATALOG[method]
+    if entry.cost == "lookahead":  # a look-ahead every step: priced as almkd_full's
         per_step = students.get("almkd_full_over_kd_per_step")
         if per_step is None:
             raise UserError("--estimate: the perf results have no almkd_full cost (which "
                             f"prices {method}'s look-ahead); run `noisykd perf` without "
                             "--no-students")
         return per_step
-    if method not in ALM_METHODS:
+    if entry.cost == "kd":
         return 1.0
     hp = {**HPARAM_DEFAULTS[method], **hparams}
-    if method in PRICED_AS or (method == "almkd_full" and hp["schedule"] == "almkd"):
-        key = PRICED_AS.get(method, "almkd")
+    if entry.cost == "refresh" or hp.get("schedule") == "almkd":
+        key = entry.priced_as or "almkd"  # almkd_full's schedule almkd: almkd's refresh
         epoch, refresh = (students.get(f"{key}_epoch_over_kd"),
                           students.get(f"{key}_refresh_over_kd_epoch"))
         if epoch is None or refresh is None:

@@ -17,10 +17,11 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 
-from methods.hparams import (  # the catalog facts, re-exported for the analysis modules
-    CLEAN_BUDGET_BASELINES,  # noqa: F401
-    CLEAN_LABEL_METHODS,  # noqa: F401
+from methods.catalog import (
+    ALM_METHODS,
+    CATALOG,
     HPARAM_DEFAULTS,
+    METHOD_NAMES,
     check_hparams,
     method_uses_teachers,
 )
@@ -40,10 +41,6 @@ STUDY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 RESERVED_STUDY_NAMES = ("runs", "teachers", "checkpoints", "labels", "data", "logs", "tables",
                         "figures")
 SETUPS = ("single", "multi", "self")
-METHOD_NAMES = tuple(HPARAM_DEFAULTS)  # methods/hparams.py lists every method once
-ALM_METHODS = ("almkd", "amal", "almkd_v1", "almkd_full")
-CONVEX_METHODS = ("almkd", "almkd_full")  # weights on the simplex (methods/mixing.py)
-BASELINE_METHODS = tuple(m for m in METHOD_NAMES if m not in ALM_METHODS)
 TEACHER_FILES = ("metrics.json", "log.csv", "model_last.pt", "model_best.pt")
 TOP_KEYS = {"study", "datasets", "noise", "setups", "methods", "seeds", "teacher_labels",
             "teacher_checkpoint", "val_fraction", "select_fraction", "data_root", "cifar_n_dir",
@@ -90,8 +87,9 @@ def setup_id(setup: str, archs: list[str], teacher_labels: str) -> str:
 def method_id(name: str, hparams: dict) -> str:
     hp = dict(hparams)
     base = name
-    if name == "fixed_alpha":
-        base = f"fixed_alpha-a{format_rate(float(hp.pop('alpha')))}"
+    selected = CATALOG[name].selected if name in CATALOG else None
+    if selected is not None:  # fixed_alpha-a0.50: the swept value, read in the id
+        base = f"{name}-{selected[0]}{format_rate(float(hp.pop(selected)))}"
     return base + (f"-{spec_hash(hp)[:6]}" if hp else "")
 
 
@@ -399,24 +397,30 @@ def _methods(config: dict, key: str = "methods") -> list[MethodSpec]:
             entry = {"name": entry}
         where = f"{key}[{i}]"
         _need(isinstance(entry, dict) and "name" in entry, where, "needs a name")
-        unknown = set(entry) - {"name", "hparams", "alphas"}
-        _need(not unknown, where, f"unknown key(s) {', '.join(sorted(unknown))}")
         name = entry["name"]
         _need(name in METHOD_NAMES, where,
               f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
+        selected = CATALOG[name].selected  # fixed_alpha: alpha, swept by the key alphas
+        sweeps = {f"{e.selected}s" for e in CATALOG.values() if e.selected}
+        unknown = set(entry) - {"name", "hparams"} - sweeps
+        _need(not unknown, where, f"unknown key(s) {', '.join(sorted(unknown))}")
         hp = entry.get("hparams") or {}
         _need(isinstance(hp, dict) and all(isinstance(k, str) for k in hp), f"{where}.hparams",
               f"a mapping of hyper-parameter name to value, got {hp!r}")
         hp = dict(hp)
-        if name == "fixed_alpha":
-            alphas = _as_list(entry.get("alphas"), f"{where}.alphas")
-            for a in alphas:
-                _need(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 1,
-                      f"{where}.alphas",
-                      f"alpha must be in [0, 1], got {a!r}")
-            variants = [{**hp, "alpha": float(a)} for a in alphas]
+        if selected is not None:
+            key = f"{selected}s"
+            values = _as_list(entry.get(key), f"{where}.{key}")
+            rule = CATALOG[name].rules[selected]
+            for a in values:
+                _need(rule.ok(a), f"{where}.{key}",
+                      f"{selected} must be {rule.allowed(selected)[len(selected) + 1:]}, "
+                      f"got {a!r}")
+            variants = [{**hp, selected: float(a)} for a in values]
         else:
-            _need("alphas" not in entry, where, "alphas is for fixed_alpha only")
+            for key in sweeps & set(entry):
+                owner = next(e.name for e in CATALOG.values() if f"{e.selected}s" == key)
+                _need(False, where, f"{key} is for {owner} only")
             variants = [hp]
         for v in variants:
             spec = MethodSpec(name, tuple(sorted(v.items())))
@@ -473,7 +477,7 @@ def _check_convex(methods: list[MethodSpec], n_teachers: list[int], protocol: st
                   dataset: str) -> None:
     """Convex mixing cannot start where the protocol's KD convention has a total above 1."""
     for m in methods:
-        if m.name not in CONVEX_METHODS:
+        if not CATALOG[m.name].convex:
             continue
         share = dict(m.hparams).get("kd_share", HPARAM_DEFAULTS[m.name]["kd_share"])
         for k in n_teachers:

@@ -280,7 +280,7 @@ def add_flops(row: dict, gflop: float, peak_tflops: float | None) -> dict:
 
 def bench_students(n: int, device, teacher: str = "cifar_resnet56") -> dict:
     """Seconds per epoch of ce, kd, almkd, amal (refresh timed apart) and almkd_full."""
-    from methods.hparams import ALM_DEFAULTS
+    from methods.catalog import ALM_DEFAULTS
 
     from .cost_model import n_refreshes
 

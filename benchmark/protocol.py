@@ -45,7 +45,7 @@ def resolve_hparams(method: str, hparams: dict, protocol: str, dataset: str,
                     n_teachers: int) -> dict:
     """A method's hyper-parameters as a run uses them: the protocol's preset under the
     user's values (which always win). Recorded in metrics.json beside the spec."""
-    from methods.hparams import HPARAM_DEFAULTS
+    from methods.catalog import HPARAM_DEFAULTS
 
     out = dict(hparams)
     if protocol == "authors" and "meta_chunk" in HPARAM_DEFAULTS.get(method, {}):

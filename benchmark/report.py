@@ -19,12 +19,14 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from methods.catalog import ALM_METHODS
+
 from . import alpha_summary, headline
 from . import completeness as completeness_mod
 from . import moderators as moderators_mod
 from .collect import collect_runs, collect_teachers, train_subsets
 from .errors import UserError
-from .grid import ALM_METHODS, report_kinds
+from .grid import report_kinds
 from .ranks import setup_ranks
 from .runinfo import atomic_write_text
 from .scores import CELL, METRICS, common_seeds, method_scores, summarise

@@ -21,16 +21,15 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tabulate import tabulate
 
-from .grid import CLEAN_LABEL_METHODS, METHOD_NAMES
+from methods.catalog import CLEAN_LABEL_METHODS, METHOD_NAMES, SHORT
+
 from .scores import base_method
 from .stats import ALPHA, POWER, WILCOXON_MIN_N
 from .verdicts import MARGIN, NOT_TESTABLE, SCOPES
 
-ROW_ORDER = METHOD_NAMES  # rows in the order methods/hparams.py lists them
+ROW_ORDER = METHOD_NAMES  # rows in the order the catalog lists them
 METRIC_NAMES = {"best": "test accuracy at the best clean-validation epoch",
                 "last": "test accuracy at the last epoch"}
-SHORT = {"kd": "K", "fixed_alpha": "F", "ce": "C", "ce_clean": "Cc", "ce_union": "Cu",
-         "kd_union": "Ku", "kd_finetune": "Kf", "l2rw": "L", "mwnet": "M"}
 MIXED = "†"
 CLEAN = "‡"  # after a method's name: it trains on clean labels (the meta split)
 TABLE_CSV_COLUMNS = ["setup", "metric", "dataset", "noise_id", "row", "method_id", "hparams",

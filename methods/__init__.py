@@ -1,9 +1,9 @@
 """Distillation methods, one file each, behind one registry.
 
 Adding a method: one file ``methods/<name>.py`` with a ``@register_method`` class, and one
-line in ``methods/hparams.py`` (its hyper-parameters and defaults, which the planner checks
-without importing torch). Nothing heavy is imported here: ``build_method`` loads the method
-modules on first use.
+entry in ``methods/catalog.py`` (its facts, hyper-parameters and defaults, which the planner,
+the cost model and the report read without importing torch). Nothing heavy is imported here:
+``build_method`` loads the method modules on first use.
 """
 
 

@@ -14,13 +14,10 @@ from benchmark.runinfo import derive_seed
 
 from .alm_refresh import RefreshSettings, lastlayer_refresh, refresh_due
 from .base import Method
-from .hparams import ALM_DEFAULTS
 from .losses import mixed_loss, term_losses
 
 
 class AdaptiveMixing(Method):
-    uses_teachers = True
-    hparam_defaults = ALM_DEFAULTS
     mixing = None  # set by each method
 
     def setup(self, ctx):

@@ -33,7 +33,6 @@ from benchmark.runinfo import derive_seed
 from .alm_refresh import refresh_due, refresh_plan, teacher_diagnostics
 from .almkd import ALMKD
 from .base import register_method
-from .hparams import HPARAM_DEFAULTS
 from .lookahead import clean_batch, exact_hypergrad, stats_free_copy
 
 __all__ = ["ALMKDFull", "exact_hypergrad", "stats_free_copy"]  # the look-ahead: lookahead.py
@@ -42,7 +41,6 @@ __all__ = ["ALMKDFull", "exact_hypergrad", "stats_free_copy"]  # the look-ahead:
 @register_method
 class ALMKDFull(ALMKD):
     name = "almkd_full"
-    hparam_defaults = HPARAM_DEFAULTS["almkd_full"]
 
     def setup(self, ctx):
         super().setup(ctx)  # schedule, hypergrad and the rest: checked when built (hparams.py)

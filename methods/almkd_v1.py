@@ -13,12 +13,10 @@ docs/reproduction-notes.md.
 
 from .alm_base import AdaptiveMixing
 from .base import register_method
-from .hparams import HPARAM_DEFAULTS
 from .mixing import V1Mixing
 
 
 @register_method
 class ALMKDV1(AdaptiveMixing):
     name = "almkd_v1"
-    hparam_defaults = HPARAM_DEFAULTS["almkd_v1"]
     mixing = V1Mixing

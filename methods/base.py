@@ -13,6 +13,8 @@ import torch
 
 from benchmark.errors import UserError
 
+from .catalog import CATALOG, check_hparams, method_uses_teachers
+
 
 @dataclass
 class StepOutput:
@@ -39,27 +41,27 @@ class MethodContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+#: the facts a registered class takes from its catalog entry (methods/catalog.py), never
+#: declares itself
+CATALOG_FACTS = ("uses_teachers", "uses_clean_labels", "hparam_defaults")
+
+
 class Method:
     name: str = ""
+    # Filled from the catalog entry by register_method: whether a run takes teachers (an
+    # instance may say otherwise for its hyper-parameters: l2rw / mwnet with loss ce), whether
+    # it trains on clean labels (the meta split: what every table marks), its defaults.
     uses_teachers: bool = False
-    #: trains on clean labels (the meta split): what every table marks (the clean budget)
     uses_clean_labels: bool = False
+    hparam_defaults: dict[str, Any] = {}
     #: what a step trains on (benchmark/device_data.TRAIN_SETS): the training split, the
     #: meta split alone, or their union
     train_set: str = "train"
-    hparam_defaults: dict[str, Any] = {}
 
     def __init__(self, **hparams):
-        from .hparams import HPARAM_RULES, check_hparams
-
-        if self.name in HPARAM_RULES:  # every key and value, with the planner's own check
-            check_hparams(self.name, hparams)
-        unknown = set(hparams) - set(self.hparam_defaults)
-        if unknown:
-            raise UserError(f"method {self.name!r}: unknown hyper-parameter(s) "
-                            f"{', '.join(sorted(unknown))}; known: "
-                            f"{', '.join(self.hparam_defaults) or 'none'}")
+        check_hparams(self.name, hparams)  # every key and value, the planner's own check
         self.hparams = {**self.hparam_defaults, **hparams}
+        self.uses_teachers = method_uses_teachers(self.name, self.hparams)
 
     def setup(self, ctx: MethodContext) -> None:
         if self.uses_teachers and ctx.n_teachers == 0:
@@ -101,8 +103,20 @@ METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(cls: type[Method]) -> type[Method]:
+    """Register a method class under its ``name``, with the facts of its catalog entry."""
     if not cls.name or cls.name in METHODS:
         raise ValueError(f"method name {cls.name!r} missing or registered twice")
+    if cls.name not in CATALOG:
+        raise ValueError(f"method {cls.name!r} has no entry in methods/catalog.py")
+    own = [k for k in cls.__mro__ if k not in (Method, object) and k not in METHODS.values()]
+    declared = [f for f in CATALOG_FACTS if any(f in vars(k) for k in own)]
+    if declared:
+        raise ValueError(f"method {cls.name!r} declares {', '.join(declared)}: its catalog "
+                         "entry holds them")
+    entry = CATALOG[cls.name]
+    cls.uses_teachers = entry.uses_teachers
+    cls.uses_clean_labels = entry.uses_clean_labels
+    cls.hparam_defaults = entry.defaults
     METHODS[cls.name] = cls
     return cls
 
@@ -110,9 +124,7 @@ def register_method(cls: type[Method]) -> type[Method]:
 def _import_methods() -> None:
     import importlib
 
-    from .hparams import HPARAM_DEFAULTS
-
-    for module in HPARAM_DEFAULTS:  # one module per method, named after it
+    for module in CATALOG:  # one module per method, named after it
         importlib.import_module(f"{__package__}.{module}")
 
 

@@ -9,7 +9,6 @@ from .base import Method, register_method
 @register_method
 class CE(Method):
     name = "ce"
-    uses_teachers = False
 
     def loss(self, out):
         return F.cross_entropy(out.logits.float(), out.labels)

@@ -13,8 +13,6 @@ from .base import Method, register_method
 @register_method
 class CEClean(Method):
     name = "ce_clean"
-    uses_teachers = False
-    uses_clean_labels = True
     train_set = "meta"
 
     def loss(self, out):

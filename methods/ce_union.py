@@ -7,7 +7,6 @@ Per batch: (1/B) sum_i w_i CE_i, w_i = clean_weight for a meta example, else 1.
 import torch
 
 from .base import Method, register_method
-from .hparams import HPARAM_DEFAULTS
 from .losses import ce_per_instance
 
 
@@ -19,10 +18,7 @@ def clean_mask(ctx, index: torch.Tensor) -> torch.Tensor:
 @register_method
 class CEUnion(Method):
     name = "ce_union"
-    uses_teachers = False
-    uses_clean_labels = True
     train_set = "union"
-    hparam_defaults = HPARAM_DEFAULTS["ce_union"]
 
     def setup(self, ctx):
         super().setup(ctx)

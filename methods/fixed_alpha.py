@@ -5,14 +5,12 @@ each). The tables pick, per seed, the a with the best clean-validation accuracy.
 """
 
 from .base import register_method
-from .hparams import HPARAM_DEFAULTS
 from .kd import KD
 
 
 @register_method
 class FixedAlpha(KD):
     name = "fixed_alpha"
-    hparam_defaults = HPARAM_DEFAULTS["fixed_alpha"]
 
     def kd_share(self) -> float:
         return float(self.hparams["alpha"])  # in [0, 1], never null: checked when built

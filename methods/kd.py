@@ -9,15 +9,12 @@ import torch
 from benchmark.protocol import kd_weights
 
 from .base import Method, register_method
-from .hparams import HPARAM_DEFAULTS
 from .losses import mixed_loss, term_losses
 
 
 @register_method
 class KD(Method):
     name = "kd"
-    uses_teachers = True
-    hparam_defaults = HPARAM_DEFAULTS["kd"]
 
     def kd_share(self) -> float:
         return float(self.hparams["kd_weight"])

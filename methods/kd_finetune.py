@@ -8,15 +8,12 @@ the epoch is selected over all epochs on the selection split, as for every metho
 """
 
 from .base import register_method
-from .hparams import HPARAM_DEFAULTS
 from .kd import KD
 
 
 @register_method
 class KDFinetune(KD):
     name = "kd_finetune"
-    uses_clean_labels = True
-    hparam_defaults = HPARAM_DEFAULTS["kd_finetune"]
 
     def finetune(self, base_lr):
         lr = self.hparams["finetune_lr"]

@@ -15,17 +15,13 @@ from benchmark.protocol import kd_weights
 
 from .base import Method, register_method
 from .ce_union import clean_mask
-from .hparams import HPARAM_DEFAULTS
 from .losses import mixed_loss, term_losses
 
 
 @register_method
 class KDUnion(Method):
     name = "kd_union"
-    uses_teachers = True
-    uses_clean_labels = True
     train_set = "union"
-    hparam_defaults = HPARAM_DEFAULTS["kd_union"]
 
     def setup(self, ctx):
         super().setup(ctx)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import torch
 
 from .base import register_method
-from .hparams import HPARAM_DEFAULTS
 from .lookahead import MetaReweight, lookahead_direction, per_instance_jvp
 
 
@@ -52,8 +51,6 @@ def l2rw_weights(hypergrad: torch.Tensor) -> torch.Tensor:
 @register_method
 class L2RW(MetaReweight):
     name = "l2rw"
-    uses_clean_labels = True  # the look-ahead trains on the meta split's clean labels
-    hparam_defaults = HPARAM_DEFAULTS["l2rw"]
 
     def setup(self, ctx):
         super().setup(ctx)

@@ -30,7 +30,6 @@ from benchmark.protocol import kd_weights
 from benchmark.runinfo import derive_seed
 
 from .base import Method
-from .hparams import method_uses_teachers
 from .losses import mixed_loss, term_losses
 
 VAL_BN = ("eval", "train")  # BatchNorm of L_meta: running statistics, or the clean batch's
@@ -141,12 +140,6 @@ class MetaReweight(Method):
     (no teacher) l_i = CE_i. One clean batch of ``meta_batch`` (null: the training batch size,
     as the authors' meta batches) per training step, drawn from a generator seeded per epoch
     (a resumed run draws the same)."""
-
-    uses_teachers = True  # the default, loss kd; an instance with loss ce takes none
-
-    def __init__(self, **hparams):
-        super().__init__(**hparams)
-        self.uses_teachers = method_uses_teachers(self.name, self.hparams)
 
     def setup(self, ctx):
         super().setup(ctx)

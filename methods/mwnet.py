@@ -32,7 +32,6 @@ import torch.nn as nn
 from benchmark.runinfo import derive_seed
 
 from .base import register_method
-from .hparams import HPARAM_DEFAULTS
 from .lookahead import MetaReweight, exact_hypergrad
 
 
@@ -69,8 +68,6 @@ def mwnet_hypergrad(model, stats_free, net, x, y, teacher_logits, coef, cost, lr
 @register_method
 class MWNet(MetaReweight):
     name = "mwnet"
-    uses_clean_labels = True  # the look-ahead trains on the meta split's clean labels
-    hparam_defaults = HPARAM_DEFAULTS["mwnet"]
 
     def setup(self, ctx):
         super().setup(ctx)

@@ -134,7 +134,7 @@ def spy_run(monkeypatch, study, method, hparams=(), epochs=2):
     args = ["student", "--dataset", "digits", "--labels", str(labels), "--arch", "mlp_16",
             "--seed", "0", "--out", str(out), "--epochs", str(epochs), "--device", "cpu",
             "--method", method]
-    from methods.hparams import method_uses_teachers
+    from methods.catalog import method_uses_teachers
 
     if method_uses_teachers(method, dict(kv.split("=") for kv in hparams)):
         args += ["--teacher", str(teacher)]

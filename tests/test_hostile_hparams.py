@@ -14,7 +14,7 @@ from benchmark.labels import LabelsRequest, write_labels
 from benchmark.noise import NoiseSpec
 from benchmark.trainconfig import TrainConfig
 from methods import build_method
-from methods.hparams import HPARAM_DEFAULTS, HPARAM_RULES, check_hparams
+from methods.catalog import HPARAM_DEFAULTS, HPARAM_RULES, check_hparams
 from tests.test_grid import TINY
 
 
@@ -254,7 +254,7 @@ PLAN_BAD = [  # change to TINY, what the line names
     (_methods({"name": "kd", "hparams": {"T": True}}), ["T > 0", "True"]),
     (_methods({"name": "kd", "hparams": {"kd_weight": 1.2}}), ["kd_weight in [0, 1]", "1.2"]),
     (_methods({"name": "fixed_alpha", "alphas": [0.3, True]}),
-     ["config key 'methods[1].alphas'", "alpha must be in [0, 1], got True"]),
+     ["config key 'methods[1].alphas'", "alpha must be in [0, 1] (a number), got True"]),
     (_methods({"name": "kd", "hparams": [["T", 2]]}),
      ["config key 'methods[1].hparams'", "a mapping"]),
     (_methods({"name": "almkd", "hparams": {"meta_start": 1, "meta_every": 0}}),

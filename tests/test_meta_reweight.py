@@ -21,7 +21,7 @@ from benchmark.runs import RunRequest, run
 from benchmark.trainconfig import TrainConfig
 from methods import build_method
 from methods.base import MethodContext, StepOutput
-from methods.hparams import method_uses_teachers
+from methods.catalog import method_uses_teachers
 from tests.conftest import interrupt_after
 
 DT = torch.float64

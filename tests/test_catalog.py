@@ -1,0 +1,130 @@
+"""The method catalog is the one list of methods: the schema, the registry, the planner, the
+cost model and the declared comparisons agree with it, and a class cannot declare a fact its
+entry holds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from benchmark import completeness, cost_model, grid
+from methods import base, catalog
+from methods.catalog import CATALOG
+from tests.conftest import REPO_ROOT
+
+SCHEMA = yaml.safe_load((REPO_ROOT / "workflows/config/schema.yaml").read_text())
+
+
+def _hparams_for(name: str) -> dict:
+    e = CATALOG[name]
+    return {e.selected: 0.5} if e.selected else {}
+
+
+def test_schema_method_enum_is_the_catalog():
+    items = SCHEMA["properties"]["methods"]["items"]["oneOf"]
+    assert items[0]["enum"] == list(catalog.METHOD_NAMES)
+    assert items[1]["properties"]["name"]["enum"] == list(catalog.METHOD_NAMES)
+    sweeps = {f"{e.selected}s" for e in CATALOG.values() if e.selected}
+    assert sweeps == set(items[1]["properties"]) - {"name", "hparams"}
+
+
+def test_every_registered_class_has_its_entry_facts():
+    base._import_methods()
+    assert set(base.METHODS) == set(CATALOG)
+    for name, e in CATALOG.items():
+        m = base.build_method(name, **_hparams_for(name))
+        assert m.uses_teachers is e.takes_teachers(), name
+        assert m.uses_clean_labels is e.uses_clean_labels, name
+        assert m.hparams == {**e.defaults, **_hparams_for(name)}, name
+        assert m.train_set in ("train", "meta", "union"), name
+    # a hyper-parameter that frees a run of teachers does so for the built method too
+    assert base.build_method("mwnet", loss="ce").uses_teachers is False
+    assert CATALOG["mwnet"].takes_teachers({"loss": "ce"}) is False
+    assert CATALOG["mwnet"].takes_teachers({"loss": "kd"}) is True
+
+
+def test_entries_are_consistent():
+    ranks = [e.baseline_rank for e in CATALOG.values() if not e.is_alm]
+    assert sorted(ranks) == list(range(len(ranks)))
+    assert all(e.baseline_rank is None for e in CATALOG.values() if e.is_alm)
+    shorts = [e.short for e in CATALOG.values() if not e.is_alm]
+    assert all(shorts) and len(set(shorts)) == len(shorts)
+    for e in CATALOG.values():
+        assert e.family in catalog.FAMILIES, e.name
+        assert e.cost in catalog.COST_CLASSES, e.name
+        assert set(e.defaults) == set(e.rules), e.name
+        assert (e.cost == "refresh") == (e.priced_as is not None), e.name
+        assert not e.convex or e.is_alm, e.name
+        assert not e.selected or e.selected in e.rules, e.name
+    assert catalog.BASELINE_ORDER[:3] == ("kd", "fixed_alpha", "ce")
+    assert set(catalog.BASELINE_ORDER) | set(catalog.ALM_METHODS) == set(CATALOG)
+
+
+def test_the_planner_plans_every_catalog_method_with_its_facts():
+    config = {
+        "datasets": [{"name": "digits", "student": "mlp_16", "teacher": "mlp_32",
+                      "multi_teachers": ["mlp_16", "mlp_32"],
+                      "train": {"epochs": 3, "batch_size": 256, "lr": 0.1}}],
+        "noise": [{"type": "symmetric", "rates": [0.2]}],
+        "methods": [{"name": n, **({f"{CATALOG[n].selected}s": [0.5]}
+                                   if CATALOG[n].selected else {}),
+                     **({"hparams": {"meta_start": 1, "meta_every": 1}}
+                        if "meta_start" in CATALOG[n].defaults else {})}
+                    for n in CATALOG],
+        "seeds": [0],
+    }
+    p = grid.plan(config)
+    planned = {r.method for r in p.student_runs}
+    assert planned == set(CATALOG)
+    for r in p.student_runs:
+        takes = CATALOG[r.method].takes_teachers(dict(r.hparams))
+        assert bool(r.teachers) is takes, r.out
+        assert ("/none/" in r.out) is (not takes), r.out
+    # the declared comparisons: every ALM method against every baseline, in the catalog's order
+    alm, bases = completeness.Plan.declared(planned)
+    assert alm == catalog.ALM_METHODS
+    assert bases == catalog.BASELINE_ORDER
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_the_cost_model_prices_every_method(name):
+    students = {"almkd_epoch_over_kd": 1.5, "almkd_refresh_over_kd_epoch": 0.25,
+                "amal_epoch_over_kd": 1.25, "amal_refresh_over_kd_epoch": 0.5,
+                "almkd_full_over_kd_per_step": 3.0}
+    hp = {"meta_start": 2, "meta_every": 2} if "meta_start" in CATALOG[name].defaults else {}
+    f = cost_model.method_factor(name, hp, 10, students)
+    assert math.isfinite(f) and f >= 1.0
+    e = CATALOG[name]
+    expected = {"kd": 1.0, "lookahead": 3.0}.get(e.cost)
+    if e.cost == "refresh":  # epochs plus 4 refreshes (2, 4, 6, 8) over 10 epochs
+        ep, rf = (students[f"{e.priced_as}_epoch_over_kd"],
+                  students[f"{e.priced_as}_refresh_over_kd_epoch"])
+        expected = ep + rf * 4 / 10
+    if e.cost == "exact_lookahead":  # 2 plain epochs, 8 with a look-ahead step each
+        expected = (2 + 8 * 3.0) / 10
+    assert f == pytest.approx(expected)
+
+
+def test_a_class_cannot_declare_what_its_entry_holds(monkeypatch):
+    monkeypatch.setattr(base, "METHODS", {})  # a fresh registry
+
+    class Declares(base.Method):
+        name = "kd"
+        uses_clean_labels = True
+
+    with pytest.raises(ValueError, match="catalog entry holds"):
+        base.register_method(Declares)
+
+    class Unlisted(base.Method):
+        name = "not_in_the_catalog"
+
+    with pytest.raises(ValueError, match="no entry in methods/catalog.py"):
+        base.register_method(Unlisted)
+
+    class Plain(base.Method):
+        name = "ce_clean"
+
+    assert base.register_method(Plain).uses_clean_labels is True
+    assert Plain.uses_teachers is False and Plain.hparam_defaults == {}
