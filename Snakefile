@@ -9,9 +9,9 @@ import sys
 
 from snakemake.utils import validate
 
-from benchmark import grid
-from benchmark.config_check import explain_file
-from benchmark.errors import UserError
+from benchmark.plan import grid
+from benchmark.plan.config_check import explain_file
+from benchmark.core.errors import UserError
 
 
 def config_error(message):
@@ -49,7 +49,7 @@ except UserError as exc:
 
 # The console tells the story: a job prints its log's last line (train-runs ends with a
 # one-line summary), and a failed job prints the lines of its log that say why
-# (benchmark/jobconsole.py; training jobs do both in workflows/scripts/train_runs.py).
+# (benchmark/workflow/jobconsole.py; training jobs do both in workflows/scripts/train_runs.py).
 SHOW_ERROR = " || noisykd job-failed {rule} {log:q}"
 SHOW_LOG = " && tail -n 1 {log:q}" + SHOW_ERROR
 
@@ -74,7 +74,7 @@ rule all:
     default_target: True
     input:
         grid.report_outputs(PLAN),
-        f"{PLAN.root}/config.yaml",  # the study's config, for bundles (rule expected_runs)
+        str(PLAN.layout.config),  # the study's config, for bundles (rule expected_runs)
         [o for job in PLAN.teacher_jobs + PLAN.student_jobs for o in job.outputs],
 
 
@@ -86,7 +86,7 @@ def run_counts():
     import datetime as dt
     import json
 
-    from benchmark.jobconsole import finished_metrics
+    from benchmark.workflow.jobconsole import finished_metrics
 
     done, planned = finished_metrics(PLAN)
     started = dt.datetime.fromtimestamp(START, dt.timezone.utc).isoformat(timespec="seconds")
@@ -118,7 +118,7 @@ def finish(ok):
     import atexit
     import time
 
-    from benchmark import studylog
+    from benchmark.exchange import studylog
 
     done, planned, new = run_counts()
     try:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.errors import UserError
-from benchmark.protocol import refresh_val_augment, teachers_train_mode
-from benchmark.runinfo import derive_seed
+from benchmark.core.errors import UserError
+from benchmark.core.runinfo import derive_seed
+from benchmark.spec.protocol import refresh_val_augment, teachers_train_mode
 
 from .alm_refresh import RefreshSettings, lastlayer_refresh, refresh_due
 from .base import Method
@@ -27,7 +27,7 @@ class AdaptiveMixing(Method):
         if cfg is not None and cfg.epochs <= hp["meta_start"]:
             raise UserError(f"method {self.name!r}: epochs ({cfg.epochs}) must exceed meta_start "
                             f"({hp['meta_start']}), or the weights are never learned")
-        # every value's type and range: checked when the method was built (hparams.py)
+        # every value's type and range: checked when the method was built (catalog.py)
         self.ctx = ctx
         self.batch_size = hp["meta_batch"] or (cfg.batch_size if cfg is not None else 128)
         gen = torch.Generator().manual_seed(derive_seed(ctx.seed, "alm_init"))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.runinfo import derive_seed
+from benchmark.core.runinfo import derive_seed
 
 from .alm_refresh import refresh_due, refresh_plan, teacher_diagnostics
 from .almkd import ALMKD
@@ -43,7 +43,7 @@ class ALMKDFull(ALMKD):
     name = "almkd_full"
 
     def setup(self, ctx):
-        super().setup(ctx)  # schedule, hypergrad and the rest: checked when built (hparams.py)
+        super().setup(ctx)  # schedule, hypergrad and the rest: checked when built (catalog.py)
         self.stats_free = stats_free_copy(ctx.extras["model"])
         self.epoch = 0  # on_epoch_start sets it and the epoch's validation generator
         # every_step: teacher diagnostics gathered from the training steps themselves, so each

@@ -2,7 +2,7 @@
 2022; durgas16/AMAL @ 642fd9b: getLambda/LearnLambdaMeta.py ``get_lambdas``,
 getLambda/LearnMultiLambdaMeta.py, train_distill_learn_lam.py).
 
-The same last-layer refresh as ``almkd`` / ``amal`` with v1's settings (``hparams.py``): meta
+The same last-layer refresh as ``almkd`` / ``amal`` with v1's settings (``catalog.py``): meta
 objective 0.75 x validation CE + 0.25 x the chunk's training CE, 10 steps of 2000, the whole
 validation set once per refresh, the live student in train mode; uniform random initial
 weights clamped to [1e-7, 1 - 1e-7]; several teachers: CE weight 1 - max_m KD_m after every

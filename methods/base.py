@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from benchmark.errors import UserError
+from benchmark.core.errors import UserError
 
-from .catalog import CATALOG, check_hparams, method_uses_teachers
+from .catalog import CATALOG, MethodEntry
 
 
 @dataclass
@@ -35,7 +35,7 @@ class MethodContext:
     n_teachers: int
     device: torch.device
     seed: int
-    protocol: str = "suite"  # benchmark/protocol.py
+    protocol: str = "suite"  # benchmark/spec/protocol.py
     epoch: int = 0
     lr: float = 0.0
     extras: dict[str, Any] = field(default_factory=dict)
@@ -43,7 +43,7 @@ class MethodContext:
 
 #: the facts a registered class takes from its catalog entry (methods/catalog.py), never
 #: declares itself
-CATALOG_FACTS = ("uses_teachers", "uses_clean_labels", "hparam_defaults")
+CATALOG_FACTS = ("uses_teachers", "uses_clean_labels", "hparam_defaults", "entry")
 
 
 class Method:
@@ -58,10 +58,13 @@ class Method:
     #: meta split alone, or their union
     train_set: str = "train"
 
+    #: its catalog entry (set by register_method)
+    entry: MethodEntry | None = None
+
     def __init__(self, **hparams):
-        check_hparams(self.name, hparams)  # every key and value, the planner's own check
+        self.entry.check(hparams)  # every key and value, the planner's own check
         self.hparams = {**self.hparam_defaults, **hparams}
-        self.uses_teachers = method_uses_teachers(self.name, self.hparams)
+        self.uses_teachers = self.entry.takes_teachers(self.hparams)
 
     def setup(self, ctx: MethodContext) -> None:
         if self.uses_teachers and ctx.n_teachers == 0:
@@ -102,18 +105,26 @@ class Method:
 METHODS: dict[str, type[Method]] = {}
 
 
-def register_method(cls: type[Method]) -> type[Method]:
-    """Register a method class under its ``name``, with the facts of its catalog entry."""
+def register_method(cls: type[Method] | None = None, *, entry: MethodEntry | None = None):
+    """Register a method class under its ``name``, with the facts of its catalog entry.
+    ``entry``: a test-only method's own entry (``@register_method(entry=MethodEntry(...))``);
+    a method of the suite has its entry in the catalog."""
+    if cls is None:
+        return lambda c: register_method(c, entry=entry)
     if not cls.name or cls.name in METHODS:
         raise ValueError(f"method name {cls.name!r} missing or registered twice")
-    if cls.name not in CATALOG:
+    if entry is None and cls.name not in CATALOG:
         raise ValueError(f"method {cls.name!r} has no entry in methods/catalog.py")
+    if entry is not None and (entry.name != cls.name or cls.name in CATALOG):
+        raise ValueError(f"method {cls.name!r}: an own entry is for test-only methods, named "
+                         "as the class and not in the catalog")
     own = [k for k in cls.__mro__ if k not in (Method, object) and k not in METHODS.values()]
     declared = [f for f in CATALOG_FACTS if any(f in vars(k) for k in own)]
     if declared:
         raise ValueError(f"method {cls.name!r} declares {', '.join(declared)}: its catalog "
                          "entry holds them")
-    entry = CATALOG[cls.name]
+    entry = entry or CATALOG[cls.name]
+    cls.entry = entry
     cls.uses_teachers = entry.uses_teachers
     cls.uses_clean_labels = entry.uses_clean_labels
     cls.hparam_defaults = entry.defaults

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from benchmark.errors import UserError
+from benchmark.core.errors import UserError
 
 from .hparam_types import Choice, Int, Real, shown
 
@@ -120,7 +120,7 @@ ALMKD_FULL_RULES = {
 
 #: the families, in the order the docs describe them
 FAMILIES = ("label", "constant_trust", "adaptive_mixing", "clean_budget", "meta_reweight")
-#: how the cost model prices a run (benchmark/cost_model.py): as kd (teachers' and student's
+#: how the cost model prices a run (benchmark/plan/cost_model.py): as kd (teachers' and student's
 #: passes), kd plus ALM refreshes (measured for the method named by ``priced_as``), a
 #: look-ahead every step (measured as almkd_full's per step), or almkd_full's own schedule
 COST_CLASSES = ("kd", "refresh", "lookahead", "exact_lookahead")
@@ -151,6 +151,26 @@ class MethodEntry:
     @property
     def is_alm(self) -> bool:
         return self.family == "adaptive_mixing"
+
+    def check(self, hparams, *, complete: bool = True) -> None:
+        """Refuse, in one line naming the method, key, value and allowed values, a
+        hyper-parameter the method does not have or a value outside its range. ``complete``:
+        also refuse a key left at a null default that a run needs (alpha of fixed_alpha);
+        the planner passes False only where it sets that key itself."""
+        if not isinstance(hparams, dict):
+            raise UserError(f"method {self.name!r}: hyper-parameters must be a mapping of name "
+                            f"to value, got {hparams!r}")
+        unknown = sorted(str(k) for k in hparams if k not in self.rules)
+        if unknown:
+            known = ", ".join(sorted(self.rules)) or "none"
+            raise UserError(f"method {self.name!r}: unknown hyper-parameter(s) "
+                            f"{', '.join(unknown)}; known: {known}")
+        values = {**self.defaults, **hparams} if complete else hparams
+        for key, value in values.items():
+            if not self.rules[key].ok(value):
+                given = "" if key in hparams else " (its default: a run must set it)"
+                raise UserError(f"method {self.name!r}: needs hyper-parameter "
+                                f"{self.rules[key].allowed(key)}, got {shown(value)}{given}")
 
     def takes_teachers(self, hparams=None) -> bool:
         """Whether a run with these hyper-parameters (over the defaults) takes teachers."""
@@ -247,23 +267,8 @@ def method_uses_teachers(method: str, hparams=None) -> bool:
 
 
 def check_hparams(method: str, hparams, *, complete: bool = True) -> None:
-    """Refuse, in one line naming the method, key, value and allowed values, a method name
-    that does not exist, a hyper-parameter the method does not have, or a value outside its
-    range. ``complete``: also refuse a key left at a null default that a run needs (alpha of
-    fixed_alpha); the planner passes False only where it sets that key itself."""
-    if method not in HPARAM_RULES:
-        raise UserError(f"unknown method {method!r}; known: {', '.join(HPARAM_RULES)}")
-    if not isinstance(hparams, dict):
-        raise UserError(f"method {method!r}: hyper-parameters must be a mapping of name to "
-                        f"value, got {hparams!r}")
-    rules = HPARAM_RULES[method]
-    unknown = sorted(str(k) for k in hparams if k not in rules)
-    if unknown:
-        raise UserError(f"method {method!r}: unknown hyper-parameter(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(sorted(rules)) or 'none'}")
-    values = {**HPARAM_DEFAULTS[method], **hparams} if complete else hparams
-    for key, value in values.items():
-        if not rules[key].ok(value):
-            given = "" if key in hparams else " (its default: a run must set it)"
-            raise UserError(f"method {method!r}: needs hyper-parameter "
-                            f"{rules[key].allowed(key)}, got {shown(value)}{given}")
+    """``MethodEntry.check`` for a method named by the user: an unknown name is one line
+    naming the known ones."""
+    if method not in CATALOG:
+        raise UserError(f"unknown method {method!r}; known: {', '.join(CATALOG)}")
+    CATALOG[method].check(hparams, complete=complete)

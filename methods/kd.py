@@ -1,12 +1,12 @@
 """``kd``: 0.1 * CE + 0.9 * KD with T = 4 (the ALM-KD authors' and RepDistiller's default).
 
-Several teachers follow the protocol's one convention (``benchmark.protocol.kd_weights``):
+Several teachers follow the protocol's one convention (``benchmark.spec.protocol.kd_weights``):
 ``suite`` shares the 0.9 (each teacher 0.9 / M), ``authors`` gives each teacher 0.9.
 """
 
 import torch
 
-from benchmark.protocol import kd_weights
+from benchmark.spec.protocol import kd_weights
 
 from .base import Method, register_method
 from .losses import mixed_loss, term_losses

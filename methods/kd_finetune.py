@@ -2,7 +2,7 @@
 fine-tune on the meta split (``finetune_epochs`` epochs of CE on its clean labels at the
 constant ``finetune_lr``; null: a tenth of the schedule's initial lr), in the same run.
 
-The engine runs the fine-tune after the schedule (benchmark/engine.py): the kd epochs are
+The engine runs the fine-tune after the schedule (benchmark/training/engine.py): the kd epochs are
 exactly a kd run's, the same optimizer (its momentum kept) continues on the meta split, and
 the epoch is selected over all epochs on the selection split, as for every method.
 """

@@ -11,7 +11,7 @@ the noise. Per batch: (1/B) sum_i sum_k w_ik term_ik with w_i = kd's weights (no
 
 import torch
 
-from benchmark.protocol import kd_weights
+from benchmark.spec.protocol import kd_weights
 
 from .base import Method, register_method
 from .ce_union import clean_mask

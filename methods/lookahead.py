@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, jvp, replace_all_batch_norm_modules_
 
-from benchmark.protocol import kd_weights
-from benchmark.runinfo import derive_seed
+from benchmark.core.runinfo import derive_seed
+from benchmark.spec.protocol import kd_weights
 
 from .base import Method
 from .losses import mixed_loss, term_losses
@@ -136,7 +136,7 @@ class MetaReweight(Method):
 
     The loss reweighted: with ``loss: kd`` (default, teachers given) the per-example mix the
     ``kd`` method uses, l_i = (1 - a) CE_i + sum_m a_m T^2 KL_im (a = ``kd_weight``, each
-    teacher's share by the protocol: ``benchmark.protocol.kd_weights``); with ``loss: ce``
+    teacher's share by the protocol: ``benchmark.spec.protocol.kd_weights``); with ``loss: ce``
     (no teacher) l_i = CE_i. One clean batch of ``meta_batch`` (null: the training batch size,
     as the authors' meta batches) per training step, drawn from a generator seeded per epoch
     (a resumed run draws the same)."""

@@ -14,15 +14,15 @@ step. Weights are [N, 1 + M]: CE, then KD with each teacher.
   LearnMultiLambdaMeta; with one teacher exactly their LearnLambdaMeta's 1 - lambda).
 
 Initial weights of ``ConvexMixing`` and ``ClampedMixing`` follow the protocol's one KD
-convention (``benchmark.protocol.kd_weights``), the same as ``kd`` and ``fixed_alpha``.
+convention (``benchmark.spec.protocol.kd_weights``), the same as ``kd`` and ``fixed_alpha``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from benchmark.errors import UserError
-from benchmark.protocol import kd_weights
+from benchmark.core.errors import UserError
+from benchmark.spec.protocol import kd_weights
 
 
 def project_simplex(v: torch.Tensor) -> torch.Tensor:

@@ -19,10 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmark.labels import LabelsRequest, read_labels, write_labels
-from benchmark.noise import NoiseSpec
-from benchmark.runs import RunRequest, run
-from benchmark.trainconfig import TrainConfig
+from benchmark.data.labels import LabelsRequest, read_labels, write_labels
+from benchmark.data.noise import NoiseSpec
+from benchmark.spec.trainconfig import TrainConfig
+from benchmark.training.runs import RunRequest, run
 
 
 def main() -> int:

@@ -72,9 +72,9 @@ def timed_command(results: Path, *flags: str) -> float:
 
 
 def phases(results: Path) -> dict:
-    from benchmark import completeness
-    from benchmark.collect import collect_runs
-    from benchmark.report import analyse
+    from benchmark.analysis import completeness
+    from benchmark.analysis.collect import collect_runs
+    from benchmark.analysis.report import analyse
 
     out = {}
     t = time.perf_counter()

@@ -42,7 +42,7 @@ ALM, BASES = ("almkd", "amal"), ("kd", "fixed_alpha", "ce")
 
 
 def one_tree(args) -> dict:
-    from benchmark import moderators, scores, stats, verdicts
+    from benchmark.analysis import moderators, scores, stats, verdicts
     from tests.simulate import simulate_runs
 
     scenario, seed, run_sd, effect, kind, permutations = args

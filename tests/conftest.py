@@ -56,7 +56,7 @@ def _isolated_data_root(tmp_path_factory, monkeypatch):
 def interrupt_after(monkeypatch, epoch: int) -> None:
     """Make the engine die (KeyboardInterrupt) right after saving epoch ``epoch``'s
     checkpoint: a simulated kill between two epochs."""
-    from benchmark import engine
+    from benchmark.training import engine
 
     real = engine.save_checkpoint
 

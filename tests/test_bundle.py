@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.runinfo import spec_hash
+from benchmark.core.runinfo import spec_hash
 
 _CAPSYS = []
 
@@ -393,7 +393,7 @@ def test_a_later_teacher_import_keeps_imported_students_newer(study, tmp_path):
     m["spec"]["teachers"][0]["config_hash"] = "elsewhere"
     odd.write_text(json.dumps(m))
     os.utime(odd, (1_000_000, 1_000_000))
-    from benchmark.bundle import restamp
+    from benchmark.exchange.bundle import restamp
 
     restamp(dest)
     assert odd.stat().st_mtime == 1_000_000
@@ -402,7 +402,7 @@ def test_a_later_teacher_import_keeps_imported_students_newer(study, tmp_path):
 def test_invocation_log_entries_and_the_manifest(tmp_path):
     """The study's invocation log: command without the program's folder, wall time from the
     clock values given, appended (never rewritten away); an export carries it."""
-    from benchmark import studylog
+    from benchmark.exchange import studylog
 
     e1 = studylog.entry(["/usr/bin/snakemake", "--cores", "2", "--configfile", "a b.yaml"],
                         1000.0, 1090.5, True, 8, 10, 8)
@@ -425,7 +425,8 @@ def test_alpha_summary_bundles_replace_the_weights_and_carry_the_invocation_log(
     """--alpha summary: an ALM run's alpha.npz becomes the alpha_summary.json computed from
     it (the same summary the report computes); the manifest carries the invocation log and
     verify prints the training invocations."""
-    from benchmark import alpha_summary, studylog
+    from benchmark.analysis import alpha_summary
+    from benchmark.exchange import studylog
 
     run = study / "runs/d0/symmetric_0.20/single-mlp_8/almkd/seed0"
     run.mkdir(parents=True)

@@ -9,7 +9,8 @@ import math
 import pytest
 import yaml
 
-from benchmark import completeness, cost_model, grid
+from benchmark.analysis import completeness
+from benchmark.plan import cost_model, grid
 from methods import base, catalog
 from methods.catalog import CATALOG
 from tests.conftest import REPO_ROOT
@@ -32,7 +33,10 @@ def test_schema_method_enum_is_the_catalog():
 
 def test_every_registered_class_has_its_entry_facts():
     base._import_methods()
-    assert set(base.METHODS) == set(CATALOG)
+    assert set(CATALOG) <= set(base.METHODS)
+    for name, cls in base.METHODS.items():  # the rest: test-only methods with their own entry
+        assert cls.entry is (CATALOG[name] if name in CATALOG else cls.entry), name
+        assert name in CATALOG or name.startswith("test_"), name
     for name, e in CATALOG.items():
         m = base.build_method(name, **_hparams_for(name))
         assert m.uses_teachers is e.takes_teachers(), name
@@ -128,3 +132,39 @@ def test_a_class_cannot_declare_what_its_entry_holds(monkeypatch):
 
     assert base.register_method(Plain).uses_clean_labels is True
     assert Plain.uses_teachers is False and Plain.hparam_defaults == {}
+
+
+def test_config_defaults_and_words_come_from_the_schema():
+    """The schema is the one place a config key's default and allowed words are written:
+    the training spec, the runtime block, the planner's key lists and the CLI's help read it."""
+    import dataclasses
+
+    from benchmark.cli import build_parser
+    from benchmark.data.labels import DEFAULT_VAL_FRACTION
+    from benchmark.plan import config as plan_config
+    from benchmark.spec import schema, trainconfig
+    from benchmark.spec.protocol import PROTOCOLS
+
+    train = SCHEMA["$defs"]["train"]["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(trainconfig.TrainConfig)}
+    for key, spec in train.items():
+        want = spec["default"]
+        assert fields[key] == (tuple(want) if isinstance(want, list) else want), key
+    runtime = SCHEMA["properties"]["runtime"]["properties"]
+    assert plan_config.RUNTIME_DEFAULTS == {k: v["default"] for k, v in runtime.items()}
+    for key in set(runtime) & set(fields):
+        assert fields[key] == runtime[key]["default"], key
+    assert trainconfig.SCHEDULES == tuple(train["schedule"]["enum"])
+    assert trainconfig.AUGMENTS == tuple(train["augment"]["enum"])
+    assert trainconfig.COMPILE_MODES == tuple(runtime["compile_mode"]["enum"])
+    assert PROTOCOLS == tuple(SCHEMA["$defs"]["protocol"]["enum"])
+    assert fields["protocol"] == SCHEMA["$defs"]["protocol"]["default"]
+    assert plan_config.TOP_KEYS == set(SCHEMA["properties"])
+    assert plan_config.DATASET_KEYS == set(SCHEMA["properties"]["datasets"]["items"]
+                                           ["properties"])
+    assert DEFAULT_VAL_FRACTION == SCHEMA["properties"]["val_fraction"]["default"]
+    assert schema.SCHEMA_PATH == REPO_ROOT / "workflows" / "config" / "schema.yaml"
+    teacher = build_parser()._subparsers._group_actions[0].choices["teacher"]
+    helps = {a.dest: a.help for a in teacher._actions}
+    assert helps["schedule"] == ", ".join(train["schedule"]["enum"])
+    assert helps["augment"] == ", ".join(train["augment"]["enum"])

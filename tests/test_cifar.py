@@ -3,8 +3,8 @@ import pickle
 import numpy as np
 import pytest
 
+from benchmark.core.errors import UserError
 from benchmark.data import load_dataset
-from benchmark.errors import UserError
 from tests.datafiles import CIFAR10_NAMES, Evil, write_cifar10, write_cifar100
 
 

@@ -5,11 +5,11 @@ import zipfile
 import numpy as np
 import pytest
 
+from benchmark.core.errors import UserError
 from benchmark.data import get_entry
 from benchmark.data.cifar_n import load_human_labels, read_cifar_n
-from benchmark.errors import UserError
-from benchmark.labels import LabelsRequest, build_labels
-from benchmark.noise import NoiseSpec
+from benchmark.data.labels import LabelsRequest, build_labels
+from benchmark.data.noise import NoiseSpec
 from tests.datafiles import Evil, write_cifar10
 
 

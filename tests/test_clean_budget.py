@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.errors import UserError
-from benchmark.labels import LabelsRequest, build_labels, read_labels
-from benchmark.noise import NoiseSpec
+from benchmark.core.errors import UserError
+from benchmark.data.labels import LabelsRequest, build_labels, read_labels
+from benchmark.data.noise import NoiseSpec
 
 NOISE = NoiseSpec("symmetric", rate=0.2)
 
@@ -76,7 +76,7 @@ def test_a_bad_select_fraction_is_refused(bad):
 
 
 def test_planner_defaults_suite_disjoint_and_authors_shared():
-    from benchmark import grid
+    from benchmark.plan import grid
 
     cfg = {"datasets": [{"name": "digits"}], "val_fraction": 0.1}
     assert grid.select_fraction_of(cfg, "digits") == 0.1
@@ -106,7 +106,7 @@ def study(tmp_path_factory):
 def spy_run(monkeypatch, study, method, hparams=(), epochs=2):
     """Train one student and record every pool position it trained on, every split that
     anything read, and the splits the engine evaluated."""
-    from benchmark import device_data, engine
+    from benchmark.training import device_data, engine
 
     root, labels, teacher = study
     seen = {"train_pool": set(), "splits": [], "evaluated": []}
@@ -288,7 +288,7 @@ def test_a_teacher_trained_on_other_labels_with_the_same_metadata_is_refused(stu
     a = dict(read_labels(labels).arrays)
     a["train_noisy"] = np.roll(a["train_noisy"], 1)  # other labels, the same meta
     meta = read_labels(labels).meta
-    from benchmark.runinfo import write_npz_atomic
+    from benchmark.core.runinfo import write_npz_atomic
 
     write_npz_atomic(forged, {**a, "meta": np.array(json.dumps(meta, sort_keys=True))})
     out = tmp_path / "student"

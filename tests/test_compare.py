@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from benchmark.analysis.stats import holm
 from benchmark.cli import main
-from benchmark.compare import _cell, _needed, compare, compare_runs, spec_differences
-from benchmark.stats import holm
-from benchmark.vocabulary import BETTER, EQUIVALENT, INCONCLUSIVE, LABELS, SCOPES, WORSE
+from benchmark.exchange.compare import _cell, _needed, compare, compare_runs, spec_differences
+from benchmark.spec.vocabulary import BETTER, EQUIVALENT, INCONCLUSIVE, LABELS, SCOPES, WORSE
 from tests.simulate import metrics_json, simulate_runs, write_tree
 
 
@@ -372,7 +372,7 @@ def test_moved_names_each_run_whose_numbers_changed_at_all(tmp_path, cli):
 def test_platform_decides_whether_bit_identity_is_asked(tmp_path, cli):
     """--platform: the same fingerprint keeps --fail-on moved strict; another one (a
     processor model that differs) turns it into --fail-on differs, saying why."""
-    from benchmark.arithmetic import _cpuinfo, fingerprint
+    from benchmark.exchange.arithmetic import _cpuinfo, fingerprint
 
     runs = simulate_runs(np.random.default_rng(11), datasets=("d0",), noises=("symmetric_0.20",))
     write_tree(tmp_path / "ref", runs)

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from benchmark.config_check import explain
+from benchmark.plan.config_check import explain
 from tests.conftest import REPO_ROOT
 
 SCHEMA = yaml.safe_load((REPO_ROOT / "workflows/config/schema.yaml").read_text())

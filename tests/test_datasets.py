@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from benchmark.core.errors import UserError
 from benchmark.data import dataset_names, get_entry, load_dataset
 from benchmark.data.record import DatasetRecord
-from benchmark.errors import UserError
 
 
 def test_registry_lists_every_dataset():

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.core.runinfo import write_npz_atomic
 from benchmark.data import load_dataset
+from benchmark.data.labels import LabelsRequest, build_labels, read_labels
+from benchmark.data.noise import NoiseSpec
 from benchmark.data.record import make_record
-from benchmark.device_data import AugmentPolicy, DeviceData, crop_flip
-from benchmark.labels import LabelsRequest, build_labels, read_labels
-from benchmark.noise import NoiseSpec
-from benchmark.runinfo import write_npz_atomic
+from benchmark.training.device_data import AugmentPolicy, DeviceData, crop_flip
 
 
 def test_every_augmented_image_is_a_padded_crop_maybe_flipped():

@@ -7,17 +7,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.checkpoint import RunLock, default_checkpoint_dir
-from benchmark.errors import UserError
-from benchmark.labels import LabelsRequest, write_labels
-from benchmark.noise import NoiseSpec
-from benchmark.runs import RunRequest, run
-from benchmark.trainconfig import TrainConfig
+from benchmark.core.errors import UserError
+from benchmark.data.labels import LabelsRequest, write_labels
+from benchmark.data.noise import NoiseSpec
+from benchmark.spec.trainconfig import TrainConfig
+from benchmark.training.checkpoint import RunLock, default_checkpoint_dir
+from benchmark.training.runs import RunRequest, run
 from methods.base import Method, register_method
+from methods.catalog import MethodEntry
 from tests.conftest import interrupt_after
 
 
-@register_method
+@register_method(entry=MethodEntry("test_poisoned", "label", {}, {}, uses_teachers=False))
 class PoisonedCE(Method):
     """Test-only: CE times NaN, to check that divergence stops the run."""
 

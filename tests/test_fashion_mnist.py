@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from benchmark.core.errors import UserError
 from benchmark.data import load_dataset
 from benchmark.data.fashion_mnist import read_idx
-from benchmark.errors import UserError
 from tests.datafiles import write_idx
 
 

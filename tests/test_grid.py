@@ -5,8 +5,8 @@ import sys
 import pytest
 import yaml
 
-from benchmark import grid
-from benchmark.errors import UserError
+from benchmark.core.errors import UserError
+from benchmark.plan import grid
 from tests.conftest import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "workflows" / "config"
@@ -30,7 +30,7 @@ TINY = {
 def test_planning_in_a_fresh_process_imports_no_torch():
     import subprocess
 
-    code = ("import sys, yaml; from benchmark import grid; "
+    code = ("import sys, yaml; from benchmark.plan import grid; "
             f"grid.plan(yaml.safe_load(open({str(CONFIGS / 'paper.yaml')!r}))); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -185,8 +185,8 @@ def test_a_study_is_a_folder():
 
 
 def test_checkpoints_and_run_ids_stay_inside_the_study():
-    from benchmark.runinfo import default_checkpoint_dir, split_run
-    from benchmark.runs import default_run_id
+    from benchmark.core.layout import default_checkpoint_dir, split_run
+    from benchmark.training.runs import default_run_id
 
     run = "results/s1/runs/digits/symmetric_0.20/none/ce/seed0"
     teacher = "results/s1/teachers/digits/symmetric_0.20/mlp_32/seed0"

@@ -1,4 +1,4 @@
-"""The headline table (benchmark/headline.py) and the method-id columns of verdicts.csv and
+"""The headline table (benchmark/analysis/headline.py) and the method-id columns of verdicts.csv and
 moderators.csv: a written results tree with both teacher conditions goes through
 `noisykd report`; every headline cell must be the verdict row (or the teacher-labels
 moderator row) of the CSVs, number for number and label for label, and every CSV row must
@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import headline
+from benchmark.analysis import headline
 from benchmark.cli import main
-from benchmark.grid import setup_kind
+from benchmark.core.layout import setup_kind
 from tests.simulate import run_row, write_plan, write_tree
 
 NOISES = ("symmetric_0.20", "symmetric_0.40", "pairflip_0.20", "pairflip_0.40")

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from benchmark.cli import main
-from benchmark.shellquote import quote_always
+from benchmark.core.shellquote import quote_always
 from tests.conftest import REPO_ROOT
 from tests.test_forget import make
 
@@ -91,7 +91,7 @@ def test_a_config_whose_strings_carry_shell_payloads_runs_none(tmp_path):
     outside = [p for p in created if p != allowed[0] and not p.startswith(allowed[1:])]
     assert outside == [], outside
     # the labels job ran with the payloads as its (inert) path options
-    from benchmark.labels import read_labels
+    from benchmark.data.labels import read_labels
 
     assert read_labels(labels).meta["dataset"] == "synthetic"
 
@@ -261,8 +261,8 @@ def test_an_empty_or_garbage_labels_file_is_one_line(tmp_path, capsys, content):
 def test_a_labels_file_whose_meta_is_not_an_object_is_one_line(tmp_path, capsys):
     import numpy as np
 
-    from benchmark.errors import UserError
-    from benchmark.labels import read_labels
+    from benchmark.core.errors import UserError
+    from benchmark.data.labels import read_labels
 
     bad = tmp_path / "seed0.npz"
     np.savez(bad, meta=np.array(json.dumps([1, 2])))
@@ -321,7 +321,7 @@ def test_a_teacher_metrics_without_its_arch_is_one_line(tmp_path, capsys):
 def test_an_os_error_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
     """A read-only folder or a full disk that only shows when writing: one line, what and
     where (EACCES and EROFS look the same; as root, permission bits do not stop a write)."""
-    from benchmark import runinfo
+    from benchmark.core import runinfo
 
     out = tmp_path / "seed0.npz"
     for code, word in ((errno.ENOSPC, "no space left on device"),
@@ -340,7 +340,7 @@ def test_an_os_error_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
 def test_a_writer_that_hides_a_full_disk_is_named_as_one(tmp_path, monkeypatch):
     """torch.save on a full disk raises RuntimeError ("file write failed"): atomic_path says
     what it was when the disk is full, and passes any other error on unchanged."""
-    from benchmark import runinfo
+    from benchmark.core import runinfo
 
     class Full:
         f_bavail, f_frsize = 0, 4096
@@ -474,8 +474,8 @@ def test_a_lock_that_is_a_fifo_is_one_line_not_a_hang(tmp_path, capsys):
 
 @pytest.mark.parametrize("study", ["x\n", "runs", "checkpoints", "../x", "x y"])
 def test_a_study_name_that_is_not_one_folder_is_refused(study):
-    from benchmark import grid
-    from benchmark.config_check import explain_file
+    from benchmark.plan import grid
+    from benchmark.plan.config_check import explain_file
 
     name = study.replace("\\n", "\n")
     cfg = {"study": name, "datasets": [{"name": "synthetic"}], "noise": [{"type": "symmetric",
@@ -487,8 +487,8 @@ def test_a_study_name_that_is_not_one_folder_is_refused(study):
 
 
 def test_an_integer_too_large_for_a_float_is_one_line(tmp_path, capsys):
-    from benchmark import grid
-    from benchmark.run_metrics import metrics_problems
+    from benchmark.plan import grid
+    from benchmark.spec.run_metrics import metrics_problems
 
     cfg = {"datasets": [{"name": "synthetic", "student": "mlp_8", "teacher": "mlp_8",
                          "train": {"lr": 10**400}}],
@@ -589,7 +589,7 @@ def test_malformed_invocation_records_are_problems_not_tracebacks(tmp_path):
 def test_a_umask_without_owner_write_still_writes(tmp_path):
     """atomic_path sets the mode after the writer is done (open needs no write bit then)."""
     out = tmp_path / "x.txt"
-    code = ("import os; os.umask(0o222); from benchmark.runinfo import atomic_write_text; "
+    code = ("import os; os.umask(0o222); from benchmark.core.runinfo import atomic_write_text; "
             f"atomic_write_text({str(out)!r}, 'hi')")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert out.read_text() == "hi" and stat.S_IMODE(out.stat().st_mode) == 0o444

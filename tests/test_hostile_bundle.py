@@ -18,9 +18,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from benchmark import alpha_summary, bundle, run_metrics
+from benchmark.analysis import alpha_summary
 from benchmark.cli import main
-from benchmark.errors import UserError
+from benchmark.core.errors import UserError
+from benchmark.exchange import bundle
+from benchmark.exchange.bundle import importing, verifying
+from benchmark.spec import run_metrics
 from tests.simulate import simulate_runs, write_tree
 from tests.test_bundle import _members, _metrics
 
@@ -122,7 +125,7 @@ def _tree(folder):
 
 
 def _leftovers(folder):
-    return [p.name for p in folder.iterdir() if p.name.startswith(bundle._Staging.PREFIX)]
+    return [p.name for p in folder.iterdir() if p.name.startswith(importing._Staging.PREFIX)]
 
 
 def _peak(fn, *args):
@@ -181,8 +184,8 @@ def test_an_oversized_member_listed_with_a_small_size_is_refused_unread(good, tm
     """The manifest lies (10 bytes) about a 3 MiB member: named, never read; unlisted
     members beyond the total limit stop the reading."""
     read = []
-    real = bundle._read_member
-    monkeypatch.setattr(bundle, "_read_member", lambda tar, m, *a: read.append(m.name)
+    real = verifying._read_member
+    monkeypatch.setattr(verifying, "_read_member", lambda tar, m, *a: read.append(m.name)
                         or real(tar, m, *a))
 
     def lie(manifest):
@@ -312,7 +315,7 @@ def test_a_path_component_of_300_characters(good, study, tmp_path, cli, monkeypa
     before = _tree(dest)
     res = cli("bundle", "import", bad, "--results", dest)
     assert res.returncode == 1 and _tree(dest) == before
-    monkeypatch.setattr(bundle, "NAME_MAX", 4096)  # the second line of defence
+    monkeypatch.setattr(verifying, "NAME_MAX", 4096)  # the second line of defence
     res = cli("bundle", "import", bad, "--results", dest)
     assert res.returncode == 2 and "File name too long; nothing was written" in res.stderr
     assert len(res.stderr.splitlines()) == 1
@@ -346,7 +349,7 @@ def test_a_full_disk_during_import_leaves_the_target_as_it_was(study, tmp_path, 
                    "--teachers-only").returncode == 0
         assert cli("bundle", "import", zoo, "--results", dest).returncode == 0
     before = _tree(dest)
-    monkeypatch.setattr(bundle, "_write", _failing_after(
+    monkeypatch.setattr(verifying, "_write", _failing_after(
         4, OSError(errno.ENOSPC, "No space left on device")))
     res = cli("bundle", "import", full, "--results", dest)
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
@@ -373,11 +376,11 @@ def test_ctrl_c_and_a_failed_move_leave_the_target_as_it_was(study, tmp_path, cl
     assert cli("bundle", "import", zoo, "--results", dest).returncode == 0
     before = _tree(dest)
     with monkeypatch.context() as m:
-        m.setattr(bundle, "_write", _failing_after(3, KeyboardInterrupt()))
+        m.setattr(verifying, "_write", _failing_after(3, KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
             bundle.import_bundle(full, dest)
     assert _tree(dest) == before and _leftovers(tmp_path) == []
-    real, calls = bundle._rename, []
+    real, calls = importing._rename, []
 
     def rename(a, b):  # the third move into place fails (the undo's moves do not)
         calls.append(1)
@@ -386,7 +389,7 @@ def test_ctrl_c_and_a_failed_move_leave_the_target_as_it_was(study, tmp_path, cl
         real(a, b)
 
     with monkeypatch.context() as m:
-        m.setattr(bundle, "_rename", rename)
+        m.setattr(importing, "_rename", rename)
         res = cli("bundle", "import", full, "--results", dest)
     assert res.returncode == 2 and "Input/output error; nothing was written" in res.stderr
     assert _tree(dest) == before and _leftovers(tmp_path) == []

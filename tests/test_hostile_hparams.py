@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from benchmark import grid
 from benchmark.cli import main
-from benchmark.errors import UserError
-from benchmark.labels import LabelsRequest, write_labels
-from benchmark.noise import NoiseSpec
-from benchmark.trainconfig import TrainConfig
+from benchmark.core.errors import UserError
+from benchmark.data.labels import LabelsRequest, write_labels
+from benchmark.data.noise import NoiseSpec
+from benchmark.plan import grid
+from benchmark.spec.trainconfig import TrainConfig
 from methods import build_method
 from methods.catalog import HPARAM_DEFAULTS, HPARAM_RULES, check_hparams
 from tests.test_grid import TINY
@@ -159,9 +159,9 @@ def test_student_hparams_are_refused_before_training(tmp_path, labels, capsys, m
 
 
 def test_hparam_1e3_is_the_number_yaml_reads_as_text():
-    from benchmark.cli import _parse_hparams
+    from benchmark.cli.train_commands import parse_hparams
 
-    assert _parse_hparams(["meta_lr=1e3", "T=4", "meta_batch=null", "refresh_mode=eval"]) == {
+    assert parse_hparams(["meta_lr=1e3", "T=4", "meta_batch=null", "refresh_mode=eval"]) == {
         "meta_lr": 1000.0, "T": 4, "meta_batch": None, "refresh_mode": "eval"}
 
 
@@ -310,7 +310,7 @@ def test_planning_asks_timm_only_for_a_name_that_is_not_the_suites():
 
 
 def test_the_snakefile_check_refuses_epochs_true_in_one_line():
-    from benchmark.config_check import explain_file
+    from benchmark.plan.config_check import explain_file
     from tests.conftest import REPO_ROOT
 
     line = explain_file({**TINY, **_dataset(train={"epochs": True})},

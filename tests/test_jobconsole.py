@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.grid import plan
-from benchmark.jobconsole import WIDTH, failure_lines, study_progress
+from benchmark.plan.grid import plan
+from benchmark.workflow.jobconsole import WIDTH, failure_lines, study_progress
 from tests.test_grid import TINY
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
+from benchmark.core.errors import UserError
 from benchmark.data import load_dataset
-from benchmark.errors import UserError
-from benchmark.labels import LabelsRequest, build_labels, read_labels, write_labels
-from benchmark.noise import NoiseSpec
+from benchmark.data.labels import LabelsRequest, build_labels, read_labels, write_labels
+from benchmark.data.noise import NoiseSpec
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ file: the two slowest tests of the suite, which pytest-xdist then runs beside th
 import numpy as np
 import pytest
 
-from benchmark.labels import LabelsRequest, write_labels
-from benchmark.noise import NoiseSpec
-from benchmark.runs import RunRequest, run
-from benchmark.trainconfig import TrainConfig
+from benchmark.data.labels import LabelsRequest, write_labels
+from benchmark.data.noise import NoiseSpec
+from benchmark.spec.trainconfig import TrainConfig
+from benchmark.training.runs import RunRequest, run
 
 
 @pytest.mark.parametrize("teacher_labels", ["clean", "noisy"])

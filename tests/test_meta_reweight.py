@@ -15,10 +15,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from benchmark.labels import LabelsRequest, write_labels
-from benchmark.noise import NoiseSpec
-from benchmark.runs import RunRequest, run
-from benchmark.trainconfig import TrainConfig
+from benchmark.data.labels import LabelsRequest, write_labels
+from benchmark.data.noise import NoiseSpec
+from benchmark.spec.trainconfig import TrainConfig
+from benchmark.training.runs import RunRequest, run
 from methods import build_method
 from methods.base import MethodContext, StepOutput
 from methods.catalog import method_uses_teachers
@@ -467,7 +467,7 @@ def test_buffers_other_than_batchnorms_are_the_models_not_the_copys():
 
 
 def test_the_loss_says_whether_teachers_are_taken():
-    from benchmark.errors import UserError
+    from benchmark.core.errors import UserError
 
     for name in ("l2rw", "mwnet"):
         assert build_method(name).uses_teachers and method_uses_teachers(name)
@@ -516,7 +516,7 @@ def student(d, method, loss, name, cfg=None):
 @pytest.mark.parametrize("method", ["l2rw", "mwnet"])
 def test_each_learns_the_synthetic_task_on_the_meta_split_only(synthetic, monkeypatch, method,
                                                                loss):
-    from benchmark import device_data
+    from benchmark.training import device_data
 
     reads = []
     real_split = device_data.DeviceData._split
@@ -531,7 +531,7 @@ def test_each_learns_the_synthetic_task_on_the_meta_split_only(synthetic, monkey
     assert m["method_hparams"]["loss"] == loss
     # one clean meta batch per training step; the selection split only for the engine's
     # epoch choice (once per epoch)
-    from benchmark.labels import read_labels
+    from benchmark.data.labels import read_labels
 
     steps = -(-len(read_labels(synthetic["labels"]).arrays["train_idx"]) // 64)
     assert reads.count("select") == m["epochs"]

@@ -4,12 +4,12 @@
 import numpy as np
 import pytest
 
-from benchmark.checkpoint import default_checkpoint_dir
-from benchmark.errors import UserError
-from benchmark.labels import LabelsRequest, write_labels
-from benchmark.noise import NoiseSpec
-from benchmark.runs import RunRequest, run
-from benchmark.trainconfig import TrainConfig
+from benchmark.core.errors import UserError
+from benchmark.data.labels import LabelsRequest, write_labels
+from benchmark.data.noise import NoiseSpec
+from benchmark.spec.trainconfig import TrainConfig
+from benchmark.training.checkpoint import default_checkpoint_dir
+from benchmark.training.runs import RunRequest, run
 from tests.conftest import interrupt_after
 
 FAST_META = {"meta_start": 1, "meta_every": 1}

@@ -2,8 +2,8 @@ import pytest
 import timm
 import torch
 
-from benchmark.errors import UserError
-from benchmark.models import count_parameters, create_model
+from benchmark.core.errors import UserError
+from benchmark.training.models import count_parameters, create_model
 
 # Published sizes: ResNet-56 0.86M and ResNet-8 0.08M (100 classes, the authors' and
 # RepDistiller's option-B shortcuts), ResNet-20 0.27M, WRN-40-2 2.2M, WRN-16-1 0.17M,
@@ -26,7 +26,7 @@ def test_parameter_counts(arch, classes, shape, count):
 
 
 def test_registered_names_reach_timm_create_model():
-    from benchmark.models import register_timm
+    from benchmark.training.models import register_timm
 
     register_timm()
     for name in ("cifar_resnet110", "wrn_16_8", "wrn_16_4", "mlp_50", "small_resnet34"):
@@ -42,7 +42,7 @@ def test_registered_names_reach_timm_create_model():
 def test_suite_models_built_without_timm_equal_timms_build(arch, shape):
     """create_model builds suite models without timm; under one seed it gives timm's
     weights bit for bit (timm.create_model only calls the same builder)."""
-    from benchmark.models import register_timm
+    from benchmark.training.models import register_timm
 
     torch.manual_seed(3)
     direct = create_model(arch, 5, shape).state_dict()
@@ -58,7 +58,7 @@ def test_a_suite_model_does_not_import_timm():
     import subprocess
     import sys
 
-    code = ("import sys; from benchmark.models import create_model; "
+    code = ("import sys; from benchmark.training.models import create_model; "
             "create_model('mlp_50', 3, (14,)); create_model('cifar_resnet8', 3, (1, 8, 8)); "
             "print('timm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -92,6 +92,6 @@ def test_bad_architectures():
     with pytest.raises(UserError, match="needs image inputs"):
         create_model("cifar_resnet8", 10, (14,))
     with pytest.raises(UserError, match="6n\\+2"):
-        from benchmark.models import CifarResNet
+        from benchmark.training.models import CifarResNet
 
         CifarResNet(9)

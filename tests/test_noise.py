@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from benchmark.errors import UserError
-from benchmark.noise import (
+from benchmark.core.errors import UserError
+from benchmark.data.noise import (
     ASYMMETRIC_MAPS,
     NoiseSpec,
     apply_noise,

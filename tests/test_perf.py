@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cost_model import estimate, method_factor, n_refreshes, variant_of_runtime
-from benchmark.errors import UserError
-from benchmark.perf import targets
+from benchmark.core.errors import UserError
+from benchmark.plan.cost_model import estimate, method_factor, n_refreshes, variant_of_runtime
+from benchmark.training.perf_report import targets
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENTS = {"almkd_epoch_over_kd": 1.1, "almkd_refresh_over_kd_epoch": 2.0,
@@ -183,7 +183,7 @@ def test_perf_rejects_bad_arguments(tmp_path, capsys):
 
 
 def test_a_spent_budget_skips_the_phases_and_says_so():
-    from benchmark.perf import run_perf
+    from benchmark.training.perf import run_perf
 
     result = run_perf(["cifar_resnet8"], 1024, 1, "cpu", False, True, [1],
                       cost_model_archs=["cifar_resnet14"], budget_s=0)

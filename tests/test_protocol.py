@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import engine
-from benchmark.checkpoint import default_checkpoint_dir
+from benchmark.core.errors import UserError
 from benchmark.data import load_dataset
-from benchmark.device_data import DeviceData
-from benchmark.errors import UserError
-from benchmark.labels import LabelsRequest, read_labels, write_labels
-from benchmark.noise import NoiseSpec
-from benchmark.protocol import authors_chunk, resolve_hparams
-from benchmark.runs import RunRequest, run
-from benchmark.trainconfig import TrainConfig
+from benchmark.data.labels import LabelsRequest, read_labels, write_labels
+from benchmark.data.noise import NoiseSpec
+from benchmark.spec.protocol import authors_chunk, resolve_hparams
+from benchmark.spec.trainconfig import TrainConfig
+from benchmark.training import engine
+from benchmark.training.checkpoint import default_checkpoint_dir
+from benchmark.training.device_data import DeviceData
+from benchmark.training.runs import RunRequest, run
 from methods import build_method
 from methods.base import MethodContext
 from tests.conftest import interrupt_after

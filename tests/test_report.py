@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import scores, stats
+from benchmark.analysis import scores, stats
 from benchmark.cli import main
 from tests.simulate import SETUP_ID, run_row, simulate_runs, write_plan, write_tree
 
@@ -40,8 +40,8 @@ def test_outputs_for_programs_have_the_declared_columns(tmp_path):
                                        "p_holm", "marker"]
     assert len(comp) == 2 * 4 * 2 * 3  # metrics x cells x ALM methods x baselines
     v = read_csv(tmp_path, "verdicts.csv")
-    from benchmark.report import METHOD_ID_COLUMNS
-    from benchmark.verdicts import VERDICT_COLUMNS
+    from benchmark.analysis.report import METHOD_ID_COLUMNS
+    from benchmark.analysis.verdicts import VERDICT_COLUMNS
 
     assert list(v.columns) == VERDICT_COLUMNS + METHOD_ID_COLUMNS
     assert set(v["n_cells"]) == {4} and len(v) == 2 * 2 * 2 * 3  # metrics x scopes x pairs
@@ -190,7 +190,7 @@ def test_declared_baselines_limit_the_comparisons(tmp_path):
 
 
 def test_teacher_rows_average_the_teachers_the_setup_distils_from():
-    from benchmark.report import teacher_context
+    from benchmark.analysis.report import teacher_context
 
     runs = small_runs()
     runs = runs[runs["seed"] < 2]
@@ -212,7 +212,7 @@ def test_teacher_rows_average_the_teachers_the_setup_distils_from():
 
 
 def test_analyse_without_distilling_runs():
-    from benchmark.report import analyse
+    from benchmark.analysis.report import analyse
 
     runs = small_runs()
     a = analyse(runs[runs["method"] == "ce"], ALM, BASES)

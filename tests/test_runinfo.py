@@ -5,7 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from benchmark.runinfo import atomic_path, atomic_write_text, derive_seed, npz_bytes
+from benchmark.core.runinfo import atomic_path, atomic_write_text, derive_seed, npz_bytes
 
 
 def test_derive_seed_matches_hand_computed_sha256():

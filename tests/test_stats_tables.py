@@ -11,7 +11,7 @@ import pytest
 from scipy import optimize
 from scipy import stats as ss
 
-from benchmark import ranks, scores, stats, tables, verdicts
+from benchmark.analysis import ranks, scores, stats, tables, verdicts
 
 ALM, BASES = ("almkd",), ("kd", "fixed_alpha", "ce")
 
@@ -81,7 +81,7 @@ def test_variants_are_named_by_their_differing_hparams_in_every_setup():
     """One cell holds two almkd variants: almkd is named by the hyper-parameter that differs
     in every cell and every setup of the study (issue 26: today's 'almkd' meant different
     hyper-parameters in different setups), so one row name is one variant everywhere."""
-    from benchmark.collect import resolved_hparams
+    from benchmark.analysis.collect import resolved_hparams
 
     a, b = (f.assign(hparams=[resolved_hparams(m, {}) for m in f["method"]])
             for f in (runs_frame(), runs_frame(seed=1, noise_id="symmetric_0.20")))
@@ -414,7 +414,7 @@ def test_csv_table_is_percent_with_setup_and_metric():
 def test_alpha_summary_against_hand_computed_values():
     """Two refreshes, four instances (two with a flipped label), one teacher: every number
     of the summary written out by hand."""
-    from benchmark import alpha_summary
+    from benchmark.analysis import alpha_summary
 
     w = np.array([[[0.5, 0.5], [0.2, 0.8], [0.9, 0.1], [0.6, 0.4]],
                   [[0.4, 0.6], [0.1, 0.9], [1.0, 0.0], [0.7, 0.3]]])  # [R, N, K]
@@ -444,7 +444,7 @@ def test_alpha_table_and_figures_from_npz_or_summary(tmp_path):
     runs without teacher diagnostics keep their weights panel and stay out of the bins."""
     import json
 
-    from benchmark import alpha_summary, figures
+    from benchmark.analysis import alpha_summary, figures
 
     n = 40
     rng = np.random.default_rng(0)

@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 from scipy import stats as ss
 
-from benchmark import figures, ranks, report, scores, stats, tables
+from benchmark.analysis import figures, ranks, report, scores, stats, tables
+from benchmark.analysis.collect import collect_runs, collect_teachers, resolved_hparams
 from benchmark.cli import main
-from benchmark.collect import collect_runs, collect_teachers, resolved_hparams
-from benchmark.grid import setup_kind
+from benchmark.core import layout
+from benchmark.core.layout import setup_kind
 from tests.simulate import run_row, write_plan, write_tree
 
 ALM, BASES = ("almkd", "amal"), ("kd", "fixed_alpha", "ce")
@@ -67,7 +68,7 @@ def test_ce_joins_only_the_setup_kinds_of_its_own_dataset_and_noise():
     assert cols.to_dict() == {"multi": ["fmnist"], "single": ["fmnist"],
                               "single-cleanT": ["synthetic"]}
     # completeness judges the same cells
-    from benchmark.completeness import _table_cells
+    from benchmark.analysis.completeness import _table_cells
 
     cells = _table_cells(runs)
     assert (sorted(map(tuple, cells[cells["method"] == "ce"][["dataset", "setup"]]
@@ -271,14 +272,14 @@ def test_ranks_markdown_says_per_setup_what_was_tested_and_drawn():
 def test_the_plan_declares_no_cd_figure_and_everything_else():
     import yaml
 
-    from benchmark import grid
+    from benchmark.plan import grid
     from tests.conftest import REPO_ROOT
 
     p = grid.plan(yaml.safe_load(
         (REPO_ROOT / "workflows/config/reference_slice.yaml").read_text()))
     outs = grid.report_outputs(p)
     figs = {o.split("/figures/")[1] for o in outs if "/figures/" in o}
-    assert figs == {f"{n}.{e}" for n in grid.FIGURES + grid.ALM_FIGURES for e in ("png", "pdf")}
+    assert figs == {f"{n}.{e}" for n in layout.FIGURES + layout.ALM_FIGURES for e in ("png", "pdf")}
     assert not any("/cd_" in o for o in outs)
     assert f"{p.root}/tables/ranks.md" in outs and any(o.endswith("_best.csv") for o in outs)
 
@@ -347,7 +348,7 @@ def test_a_method_with_variants_is_named_by_what_differs_in_every_setup():
     assert json.loads(s.loc[five, "hparams"])["meta_every"] == 5
     assert "alpha" not in json.loads(s.loc["fixed_alpha", "hparams"])
     # the users of row names: order, clean-label mark, declared comparisons
-    assert tables._row_key(ten) < tables._row_key("amal") and tables.uses_clean_labels(five)
+    assert tables.row_key(ten) < tables.row_key("amal") and tables.uses_clean_labels(five)
     assert stats.declared_pairs(rows["single"], ("almkd",), ("kd", "ce")) == [
         (ten, "kd"), (ten, "ce"), (five, "kd"), (five, "ce")]
 

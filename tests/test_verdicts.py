@@ -1,8 +1,9 @@
-"""Scoped verdicts (benchmark/verdicts.py) and moderators (benchmark/moderators.py) against
-references that share no code with them: sign patterns enumerated with itertools, Wilcoxon by
-enumeration, scipy's permutation_test, t intervals from the formula, Holm and Tarone written
-out; and calibration and power on simulated trees with known truths (fast versions; the
-script scripts/simulate_report.py runs hundreds of trees)."""
+"""Scoped verdicts (benchmark/analysis/verdicts.py) and moderators
+(benchmark/analysis/moderators.py) against references that share no code with them: sign
+patterns enumerated with itertools, Wilcoxon by enumeration, scipy's permutation_test, t
+intervals from the formula, Holm and Tarone written out; and calibration and power on
+simulated trees with known truths (fast versions; the script scripts/simulate_report.py
+runs hundreds of trees)."""
 
 import itertools
 import math
@@ -12,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats as ss
 
-from benchmark import moderators, scores, verdicts
-from benchmark.vocabulary import LABELS
+from benchmark.analysis import moderators, scores, verdicts
+from benchmark.spec.vocabulary import LABELS
 from tests.simulate import simulate_runs
 
 ALM, BASES = ("almkd", "amal"), ("kd", "fixed_alpha", "ce")

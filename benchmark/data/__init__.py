@@ -3,9 +3,15 @@
 Importing this package registers every dataset but loads nothing and imports no torch.
 """
 
-from . import cifar, fashion_mnist, imagefolder, tabular  # noqa: F401  (registers datasets)
-from .record import DatasetRecord
-from .registry import DatasetEntry, dataset_names, default_data_root, get_entry, load_dataset
+from benchmark.data import cifar, fashion_mnist, imagefolder, tabular  # noqa: F401  (registers datasets)
+from benchmark.data.record import DatasetRecord
+from benchmark.data.registry import (
+    DatasetEntry,
+    dataset_names,
+    default_data_root,
+    get_entry,
+    load_dataset,
+)
 
 __all__ = [
     "DatasetEntry",

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .record import make_record
-from .registry import default_data_root, register_dataset
-from .safe_pickle import as_int_labels, load_numpy_pickle
+from benchmark.core.errors import UserError
+from benchmark.data.record import make_record
+from benchmark.data.registry import default_data_root, register_dataset
+from benchmark.data.safe_pickle import as_int_labels, load_numpy_pickle
 
 LAYOUTS = {
     "cifar10": {

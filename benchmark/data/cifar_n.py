@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .registry import DatasetEntry, default_data_root
-from .safe_pickle import as_int_labels, load_numpy_pickle
+from benchmark.core.errors import UserError
+from benchmark.data.registry import DatasetEntry, default_data_root
+from benchmark.data.safe_pickle import as_int_labels, load_numpy_pickle
 
 PUBLISHED_MD5 = {
     "CIFAR-10_human.pt": "96644db5574813cae939af5f7f2a0aec",

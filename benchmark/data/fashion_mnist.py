@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .record import make_record
-from .registry import default_data_root, register_dataset
+from benchmark.core.errors import UserError
+from benchmark.data.record import make_record
+from benchmark.data.registry import default_data_root, register_dataset
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",

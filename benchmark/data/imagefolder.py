@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from .record import carve_test_split, make_record
-from .registry import register_dataset
-from .tabular import CARVED_TEST_SEED
+from benchmark.core.errors import UserError
+from benchmark.data.record import carve_test_split, make_record
+from benchmark.data.registry import register_dataset
+from benchmark.data.tabular import CARVED_TEST_SEED
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IMAGEFOLDER_TEST_FRACTION = 0.2

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
-from .record import DatasetRecord
+from benchmark.core.errors import UserError
+from benchmark.data.record import DatasetRecord
 
 
 @dataclass(frozen=True)

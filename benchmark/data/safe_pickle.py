@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from benchmark.core.errors import UserError
 
 
 def _numpy_global(module: str, name: str):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .record import carve_test_split, make_record
-from .registry import register_dataset
+from benchmark.data.record import carve_test_split, make_record
+from benchmark.data.registry import register_dataset
 
 # The ALM-KD authors' synthetic task (their utils/synthetic.py, type "class"): 10,000 points,
 # 14 informative features, 20 balanced classes, one Gaussian cluster per class, class_sep 1.0,

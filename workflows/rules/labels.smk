@@ -3,7 +3,7 @@
 # shared by every teacher and student of that seed.
 
 
-from benchmark.shellquote import quote_always
+from benchmark.core.shellquote import quote_always
 
 
 def _path_args(cfg):
@@ -16,7 +16,7 @@ def _path_args(cfg):
 
 rule prepare_data:
     output:
-        f"{PLAN.root}/data/{{dataset}}.json",
+        str(PLAN.layout.data_record("{dataset}")),
     log:
         f"{PLAN.root}/logs/data/{{dataset}}.log",
     params:
@@ -31,9 +31,9 @@ rule prepare_data:
 
 rule labels:
     input:
-        f"{PLAN.root}/data/{{dataset}}.json",
+        str(PLAN.layout.data_record("{dataset}")),
     output:
-        f"{PLAN.root}/labels/{{dataset}}/{{noise_id}}/seed{{seed}}.npz",
+        grid.labels_path("{dataset}", "{noise_id}", "{seed}", PLAN.root),
     log:
         f"{PLAN.root}/logs/labels/{{dataset}}/{{noise_id}}/seed{{seed}}.log",
     params:

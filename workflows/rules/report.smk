@@ -2,8 +2,8 @@
 # once every run of the grid exists; `tables` rebuilds them from whatever runs exist,
 # training nothing.
 
-from benchmark.completeness import plan_payload
-from benchmark.shellquote import quote_always
+from benchmark.analysis.completeness import plan_payload
+from benchmark.core.shellquote import quote_always
 
 
 def _in_report(path):
@@ -23,8 +23,8 @@ rule expected_runs:
     number exists; and the study's config as validated (schema defaults filled), which a
     results bundle carries (`noisykd bundle export`)."""
     output:
-        f"{PLAN.root}/expected_runs.json",
-        f"{PLAN.root}/config.yaml",
+        str(PLAN.layout.plan),
+        str(PLAN.layout.config),
     params:
         plan=plan_payload([r.out for r in PLAN.student_runs],
                           {r.method for r in PLAN.student_runs}, PLAN.root,
@@ -36,7 +36,7 @@ rule expected_runs:
 
         import yaml
 
-        from benchmark.runinfo import atomic_write_text
+        from benchmark.core.runinfo import atomic_write_text
 
         atomic_write_text(output[0], json.dumps(params.plan, indent=1) + "\n")
         atomic_write_text(output[1], yaml.safe_dump(dict(params.config), sort_keys=False))
@@ -44,7 +44,7 @@ rule expected_runs:
 
 rule report:
     input:
-        f"{PLAN.root}/expected_runs.json",
+        str(PLAN.layout.plan),
         PLAN.labels_files,
         [o for job in PLAN.teacher_jobs + PLAN.student_jobs for o in job.outputs],
     output:

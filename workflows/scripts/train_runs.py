@@ -4,6 +4,6 @@
 # Snakemake runs this file with the object `snakemake` defined (script: directive).
 import sys
 
-from benchmark.jobconsole import train_job
+from benchmark.workflow.jobconsole import train_job
 
 sys.exit(train_job(snakemake))  # noqa: F821 (defined by Snakemake)

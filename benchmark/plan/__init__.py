@@ -1,0 +1,2 @@
+"""Torch-free planning: config checks, grid expansion into runs and paths, the cost model.
+"""

@@ -1,0 +1,275 @@
+"""Config -> jobs, runs and their paths. Plain Python: no torch, no training code.
+
+The Snakefile and the tests plan through this module, so every path is computed in one
+place. Ids follow DESIGN.md: a readable id per labels file, teacher and run, with a short
+hash where the readable part alone would not tell two specs apart (multi-teacher sets,
+non-default method hyper-parameters). Within one config two different specs never share a
+path (a test checks it); a changed spec at the same path (say, more epochs) shows up in the
+job's params, which Snakemake's rerun triggers compare.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+from benchmark.core import layout
+from benchmark.core.errors import UserError
+from benchmark.core.layout import (  # noqa: F401 (the planner's ids and paths, re-exported)
+    dataset_dir,
+    labels_path,
+    report_kinds,
+    report_tables,
+    setup_id,
+    setup_kind,
+    study_root,
+    teacher_dir,
+    teacher_id,
+)
+from benchmark.data import get_entry
+from benchmark.data.noise import NoiseSpec
+from benchmark.plan.config import (  # noqa: F401 (re-exported for the workflow's rules)
+    DATASET_KEYS,
+    RESERVED_STUDY_NAMES,
+    RUNTIME_DEFAULTS,
+    SETUPS,
+    STUDY_PATTERN,
+    TOP_KEYS,
+    as_list,
+    check_archs,
+    check_convex,
+    check_method_hparams,
+    datasets_of,
+    labels_split_args,
+    methods_of,
+    need,
+    noise_specs,
+    select_fraction_of,
+    setups_of,
+    teacher_labels_of,
+    train_config_of,
+    train_subset_arg,
+    val_fraction_of,
+)
+from benchmark.plan.specs import (  # noqa: F401 (re-exported)
+    Job,
+    MethodSpec,
+    Plan,
+    RunSpec,
+    check_request,
+    method_id,
+)
+from benchmark.spec.protocol import PROTOCOLS
+from benchmark.spec.trainconfig import DEVICE_PATTERN, DEVICES
+from methods.catalog import (
+    ALM_METHODS,
+)
+
+# ---- the plan ------------------------------------------------------------------------------
+
+def _check_analysis(analysis) -> None:
+    """``analysis``: the verdicts' margin and the moderators (benchmark/spec/vocabulary.py)."""
+    from benchmark.spec.vocabulary import FACTORS
+
+    need(isinstance(analysis, dict), "analysis", "expected a mapping (margin, moderators)")
+    unknown = set(analysis) - {"margin", "moderators"}
+    need(not unknown, f"analysis.{min(unknown) if unknown else ''}",
+          "unknown key (known: margin, moderators)")
+    margin = analysis.get("margin", 1.0)
+    need(isinstance(margin, (int, float)) and not isinstance(margin, bool)
+          and math.isfinite(margin) and margin > 0, "analysis.margin",
+          f"{margin!r}: expected a positive number of points")
+    factors = analysis.get("moderators", [])
+    need(isinstance(factors, list), "analysis.moderators", "expected a list of factors")
+    for f in factors:
+        need(f in FACTORS, "analysis.moderators", f"unknown factor {f!r} (known: "
+              f"{', '.join(FACTORS)})")
+
+
+def plan(config: dict) -> Plan:
+    """Every labels file, teacher and student run of a config; ``UserError`` names a bad key."""
+    unknown = set(config) - TOP_KEYS
+    need(not unknown, ", ".join(sorted(unknown)), "unknown top-level key")
+    _check_analysis(config.get("analysis", {}))
+    study = config.get("study", "default")
+    # fullmatch: `$` alone also matches before a final newline
+    need(isinstance(study, str) and re.fullmatch(STUDY_PATTERN.strip("^$"), study) is not None
+          and study not in RESERVED_STUDY_NAMES, "study",
+          f"a folder name (letters, digits, _ . -; not {', '.join(RESERVED_STUDY_NAMES)}), "
+          f"got {study!r}")
+    root = study_root(study)
+    for key in ("data_root", "cifar_n_dir"):
+        value = config.get(key)
+        need(value is None or (isinstance(value, str) and value and "\x00" not in value),
+              key, f"a folder path (no NUL byte), got {value!r}")
+    for key, low in (("val_fraction", "(0"), ("select_fraction", "[0")):
+        value = config.get(key)
+        ok = (low == "[0" and value == 0) or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1)
+        need(value is None or ok, key, f"in {low}, 1), got {value!r}")
+    seeds = config.get("seeds")
+    need(isinstance(seeds, list) and len(seeds) > 0 and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds), "seeds",
+        "needs a non-empty list of non-negative integers")
+    datasets = datasets_of(config)
+    global_noises = noise_specs(config) if "noise" in config or not all(
+        "noise" in d for d in datasets) else []
+    setups = setups_of(config.get("setups", list(SETUPS)), "setups")
+    methods = methods_of(config)
+    check_method_hparams(methods)
+    t_labels = teacher_labels_of(config.get("teacher_labels", "noisy"), "teacher_labels")
+    t_ckpt = config.get("teacher_checkpoint", "last")
+    need(t_ckpt in ("last", "best_val"), "teacher_checkpoint", f"last or best_val, got {t_ckpt!r}")
+    need(isinstance(config.get("runtime") or {}, dict), "runtime",
+          f"a mapping of runtime keys, got {config.get('runtime')!r}")
+    runtime = {**RUNTIME_DEFAULTS, **(config.get("runtime") or {})}
+    unknown = set(runtime) - set(RUNTIME_DEFAULTS)
+    need(not unknown, "runtime", f"unknown key(s) {', '.join(sorted(unknown))}")
+    need(isinstance(runtime["device"], str) and DEVICE_PATTERN.fullmatch(runtime["device"]),
+          "runtime.device", f"{DEVICES}, got {runtime['device']!r}")
+    per_job = config.get("seeds_per_job", 1)
+    need(isinstance(per_job, int) and per_job >= 1, "seeds_per_job", "an integer >= 1")
+    pack = config.get("pack_methods", False)
+    need(isinstance(pack, bool), "pack_methods", "true or false")
+
+    noises_of = {}
+    for d in datasets:
+        noises_of[d["name"]] = (noise_specs({"noise": d["noise"]}) if "noise" in d
+                                else global_noises)
+        for n in noises_of[d["name"]]:
+            if n.kind == "human" and n.variant not in get_entry(d["name"]).human_variants:
+                raise UserError(f"config key 'noise': human variant {n.variant!r} does not exist "
+                                f"for dataset {d['name']!r} (human noise: cifar10 aggre/worst/"
+                                "random1-3, cifar100 noisy)")
+    labels, teacher_jobs, student_jobs = [], [], []
+    seen_dirs: set[str] = set()
+    split_of: dict[str, tuple] = {}
+    chunks = [seeds[i:i + per_job] for i in range(0, len(seeds), per_job)]
+    top_protocol = config.get("protocol", "suite")
+    need(top_protocol in PROTOCOLS, "protocol",
+          f"one of {', '.join(PROTOCOLS)}, got {top_protocol!r}")
+    for d in datasets:
+        name = d["name"]
+        need("student" in d, f"datasets[{name}]", "needs 'student' (an architecture)")
+        check_archs(d, f"datasets[{name}]")
+        protocol = d.get("protocol", top_protocol)
+        need(protocol in PROTOCOLS, f"datasets[{name}].protocol",
+              f"one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        ddir = dataset_dir(name, protocol)
+        need(ddir not in seen_dirs, f"datasets[{name}]",
+              f"listed twice under protocol {protocol!r} (its teachers and runs live in one "
+              f"folder, runs/{ddir}); list it once, or once per protocol")
+        seen_dirs.add(ddir)
+        split = (val_fraction_of(config, name), d.get("train_subset"),
+                 select_fraction_of(config, name, protocol, d))
+        need(split_of.setdefault(name, split) == split, f"datasets[{name}]",
+              "its entries differ in val_fraction, train_subset or select_fraction (its "
+              "default differs by protocol: set it), but share its labels files (labels do "
+              "not depend on the protocol)")
+        where = f"datasets[{name}]"  # a dataset's setups, teacher labels and methods override
+        d_setups = setups_of(d["setups"], f"{where}.setups") if "setups" in d else setups
+        d_tl = (teacher_labels_of(d["teacher_labels"], f"{where}.teacher_labels")
+                if "teacher_labels" in d else t_labels)
+        d_methods = methods
+        if "methods" in d:
+            d_methods = methods_of(d, f"{where}.methods")
+            check_method_hparams(d_methods, f"{where}.methods")
+        uses_teachers = any(m.uses_teachers for m in d_methods)
+        train = train_config_of(d.get("train"), f"datasets[{name}].train", runtime, protocol)
+        t_train = train_config_of(d.get("teacher_train", d.get("train")),
+                                f"datasets[{name}].teacher_train", runtime, protocol)
+        for m in d_methods:
+            if m.name in ALM_METHODS:
+                start = dict(m.hparams).get("meta_start", 10)
+                need(train.epochs > start, f"datasets[{name}].train.epochs",
+                      f"{train.epochs} epochs do not exceed meta_start {start} of {m.id}")
+        setup_archs = {"single": [d.get("teacher")], "multi": list(d.get("multi_teachers") or []),
+                       "self": [d["student"]]}
+        if uses_teachers:
+            for s in d_setups:
+                need(all(setup_archs[s]) and setup_archs[s], f"datasets[{name}]",
+                      f"setup {s!r} needs " + ("'teacher'" if s == "single" else
+                                                "'multi_teachers'" if s == "multi" else
+                                                "'student'"))
+            check_convex(d_methods, [len(setup_archs[s]) for s in d_setups], protocol, name)
+        for n in noises_of[name]:
+            for seed in seeds:
+                labels.append((name, n, seed))
+            for tl in d_tl:
+                archs = (sorted({a for s in d_setups for a in setup_archs[s]}) if uses_teachers
+                         else [])
+                groups = [archs] if pack and archs else [[a] for a in archs]
+                for group in groups:
+                    for chunk in chunks:
+                        runs = [RunSpec("teacher", name, n, seed, arch,
+                                        teacher_dir(ddir, n.id, arch, tl, seed, root),
+                                        tuple(sorted(t_train.to_dict().items())),
+                                        teacher_labels=tl, root=root)
+                                for arch in group for seed in chunk]
+                        label = "+".join(teacher_id(a, tl) for a in group)
+                        teacher_jobs.append(Job(
+                            f"teacher.{ddir}.{n.id}.{label}.s{chunk[0]}-{chunk[-1]}",
+                            "teacher", runs, sorted({r.labels for r in runs})))
+            cells: dict[tuple, list[tuple[MethodSpec, list[str], str]]] = {}
+            for m in d_methods:
+                m_cells = ([("none", [], "noisy")] if not m.uses_teachers else
+                           [(setup_id(s, setup_archs[s], tl), setup_archs[s], tl)
+                            for s in d_setups for tl in d_tl])
+                for sid, archs, tl in m_cells:
+                    key = (sid,) if pack else (sid, m.id)
+                    cells.setdefault(key, []).append((m, archs, tl))
+            for key, members in cells.items():
+                for chunk in chunks:
+                    runs = []
+                    for m, archs, tl in members:
+                        for seed in chunk:
+                            tdirs = tuple(teacher_dir(ddir, n.id, a, tl, seed, root)
+                                          for a in archs)
+                            runs.append(RunSpec(
+                                "student", name, n, seed, d["student"],
+                                layout.run_dir(ddir, n.id, key[0], m.id, seed, root),
+                                tuple(sorted(train.to_dict().items())), m.name, m.hparams,
+                                tdirs, tl, t_ckpt, root))
+                    inputs = sorted({r.labels for r in runs} | {
+                        f"{t}/{f}" for r in runs for t in r.teachers
+                        for f in (layout.METRICS,) + layout.TEACHER_MODELS})
+                    student_jobs.append(Job(
+                        f"student.{ddir}.{n.id}.{'.'.join(key)}.s{chunk[0]}-{chunk[-1]}",
+                        "student", runs, inputs))
+    if not student_jobs:
+        raise UserError("config: the grid is empty")
+    result = Plan(labels, teacher_jobs, student_jobs, runtime, config, study)
+    outs = Counter(o for j in teacher_jobs + student_jobs for o in j.outputs)
+    dup = sorted(o for o, k in outs.items() if k > 1)
+    if dup:
+        raise UserError(f"config: two runs share output paths, e.g. {dup[0]}")
+    return result
+
+
+def rule_name(job: Job) -> str:
+    """A Snakemake rule name (an identifier) for a job."""
+    return "train_" + re.sub(r"\W", "_", job.name)
+
+
+def report_outputs(p: Plan) -> list[str]:
+    """The files `noisykd report` writes for a plan (the `all` target)."""
+    setups = {r.out.split("/")[-3] for r in p.student_runs}  # .../<setup>/<method>/seedN
+    outs = [f"{p.root}/tables/{t}"
+            for t in layout.REPORT_TABLES + tuple(report_tables(setups))]
+    # figures/cd_<setup> is not declared: it exists only where the setup's Friedman test
+    # rejected (benchmark/analysis/ranks.py), which no plan knows
+    figures = layout.FIGURES + (
+        layout.ALM_FIGURES if any(r.method in ALM_METHODS for r in p.student_runs) else ())
+    outs += [f"{p.root}/figures/{name}.{ext}" for name in figures
+             for ext in layout.FIGURE_FORMATS]
+    return outs
+
+
+def labels_cli_args(noise_id: str) -> str:
+    """The ``noisykd labels`` arguments that reproduce a noise id."""
+    spec = NoiseSpec.parse(noise_id)
+    if spec.kind == "human":
+        return f"--noise human --variant {spec.variant}"
+    incl = " --include-true" if spec.include_true else ""
+    return f"--noise {spec.kind} --rate {spec.rate!r}{incl}"

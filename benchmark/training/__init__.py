@@ -1,0 +1,3 @@
+"""Models, the data on the device, the engine, checkpoints, teachers, one run, and the perf
+harness.
+"""

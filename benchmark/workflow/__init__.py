@@ -1,0 +1,2 @@
+"""What a Snakemake job prints (the job console).
+"""
