@@ -6,13 +6,13 @@ simplex, whether it takes teachers and trains on clean labels (the meta split), 
 hyper-parameters (defaults as the authors used them, and what each accepts), the grid key
 that sweeps one of them and the tables then choose per seed (fixed_alpha's ``alphas``), its
 place among the baselines, its marker in the tables, and what the cost model prices it as.
-The planner, the schema's method enum (a test compares them), the cost model, the report and
-the method classes (``methods/base.py`` fills a registered class's facts from its entry)
-read it; nothing else lists methods.
+The planner, the cost model, the report and the method classes (``methods/base.py`` fills a
+registered class's facts from its entry) read it; tests/methods/test_catalog.py checks that
+they agree with it.
 
 Adding a method: write ``methods/<name>.py`` (a ``@register_method`` class with ``name`` and
-``loss``) and add one ``MethodEntry`` to ``_ENTRIES`` below; the schema's enum lists the name
-too (tests/test_catalog.py says so when it does not).
+``loss``) and add one ``MethodEntry`` to ``_ENTRIES`` below; nothing else lists methods (the
+schema leaves their names to the planner, which checks them here).
 """
 
 from __future__ import annotations
@@ -251,12 +251,21 @@ HPARAM_RULES = MappingProxyType({e.name: e.rules for e in _ENTRIES})
 SHORT = {e.name: e.short for e in _ENTRIES if e.short}
 
 
+def unknown_method(method) -> str:
+    """The line that refuses a method name: the known ones, and the nearest if one is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(method), list(CATALOG), n=1, cutoff=0.6)
+    return (f"unknown method {method!r}; known: {', '.join(CATALOG)}"
+            + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
 def entry(method: str) -> MethodEntry:
     """The catalog entry of ``method``, or one line naming the known methods."""
     try:
         return CATALOG[method]
     except (KeyError, TypeError):
-        raise UserError(f"unknown method {method!r}; known: {', '.join(CATALOG)}") from None
+        raise UserError(unknown_method(method)) from None
 
 
 def method_uses_teachers(method: str, hparams=None) -> bool:
@@ -270,5 +279,5 @@ def check_hparams(method: str, hparams, *, complete: bool = True) -> None:
     """``MethodEntry.check`` for a method named by the user: an unknown name is one line
     naming the known ones."""
     if method not in CATALOG:
-        raise UserError(f"unknown method {method!r}; known: {', '.join(CATALOG)}")
+        raise UserError(unknown_method(method))
     CATALOG[method].check(hparams, complete=complete)

@@ -49,7 +49,7 @@ def one_tree(args) -> dict:
     verdicts.N_PERMUTATIONS = permutations
     rng = np.random.default_rng([seed, int(run_sd * 100), int(effect * 100), len(kind)])
     if kind == "moderator":
-        from tests.test_verdicts import moderator_scores
+        from tests.helpers import moderator_scores
 
         m = moderators.moderators({"best": moderator_scores(rng, effect)}, ("almkd",),
                                   ("kd",), ("teacher_labels",))

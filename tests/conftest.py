@@ -1,7 +1,7 @@
 """Shared test helpers.
 
 Tests that need real data files (Fashion-MNIST from the Debian package; the CIFAR-N label
-files where the README tells a user to put them: $NOISYKD_CIFARN_DIR, else data/cifar-n)
+files where docs/datasets.md tells a user to put them: $NOISYKD_CIFARN_DIR, else data/cifar-n)
 skip with the reason when the files are absent, except under CI (CI=true), where a missing
 file means a broken install step and fails the test."""
 
@@ -26,14 +26,14 @@ def require_data(path: Path, what: str, how: str) -> Path:
 
 @pytest.fixture
 def cifar_n_dir() -> Path:
-    """Where the README tells a user to put the CIFAR-N files: $NOISYKD_CIFARN_DIR, else
+    """Where docs/datasets.md tells a user to put the CIFAR-N files: $NOISYKD_CIFARN_DIR, else
     data/cifar-n of the checkout (the default data root's cifar-n folder)."""
     env = os.environ.get("NOISYKD_CIFARN_DIR")
     path = Path(env) if env else REPO_ROOT / "data" / "cifar-n"
     return require_data(
         path / "CIFAR-10_human.pt", "CIFAR-N label files",
         "put CIFAR-10_human.pt and CIFAR-100_human.pt in data/cifar-n or set "
-        "$NOISYKD_CIFARN_DIR (README, Datasets)",
+        "$NOISYKD_CIFARN_DIR (docs/datasets.md)",
     ).parent
 
 

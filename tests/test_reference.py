@@ -6,11 +6,12 @@ method, hyper-parameters and teachers. These tests hold the two configs to that.
 """
 
 import json
+import re
 from pathlib import Path
 
 import yaml
 
-from benchmark import grid
+from benchmark.plan import grid
 from tests.conftest import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "workflows" / "config"
@@ -44,7 +45,7 @@ def test_every_slice_run_is_a_reference_run_with_its_spec():
 
 def test_the_slice_covers_what_issue_16_asks():
     """The authors' synthetic setting with all its methods, one Fashion-MNIST cell with all
-    of its methods; two seeds (issue 16 asked for three: CI time, README "Results")."""
+    of its methods; two seeds (issue 16 asked for three: CI time, docs/results.md)."""
     ref, sl = _plan("reference"), _plan("reference_slice")
     for dataset in ("synthetic", "fashion_mnist"):
         ref_methods = {r.method for r in ref.student_runs if r.dataset == dataset}
@@ -59,21 +60,41 @@ def test_the_slice_covers_what_issue_16_asks():
 
 
 BUNDLE = REPO_ROOT / "reference" / "reference.tar.gz"
-README = REPO_ROOT / "README.md"
+RESULTS_PAGE = REPO_ROOT / "docs" / "results.md"
 
 
-def _readme_blocks() -> dict[str, str]:
-    """The README's copies of reference tables: ``<!-- reference: tables/NAME -->`` then the
-    file's text, then ``<!-- /reference -->``."""
-    import re
+def _documents() -> list[Path]:
+    """Where copies of report tables may live: the README and every page under docs/."""
+    return [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 
-    text = README.read_text()
-    return {m[1]: m[2] for m in re.finditer(
-        r"<!-- reference: (tables/[\w.-]+) -->\n(.*?)<!-- /reference -->", text, re.S)}
+
+def _reference_blocks() -> dict[tuple[str, str], str]:
+    """The documents' copies of reference tables, by (document, table): ``<!-- reference:
+    tables/NAME -->`` then the file's text, then ``<!-- /reference -->``."""
+    return {(doc.name, m[1]): m[2]
+            for doc in _documents()
+            for m in re.finditer(
+                r"<!-- reference: (tables/[\w.-]+) -->\n(.*?)<!-- /reference -->",
+                doc.read_text(), re.S)}
+
+
+def test_every_table_block_is_closed():
+    """A block whose markers were edited would drop out of the byte-for-byte check: every
+    opening marker has its closing one, and no closing marker stands alone."""
+    for doc in _documents():
+        text = doc.read_text()
+        for kind in ("reference", "default"):
+            opened = len(re.findall(rf"<!-- {kind}: tables/[\w.-]+ -->\n", text))
+            closed = len(re.findall(rf"^<!-- /{kind} -->$", text, re.M))
+            blocks = len(re.findall(
+                rf"<!-- {kind}: tables/[\w.-]+ -->\n.*?<!-- /{kind} -->", text, re.S))
+            assert opened == closed == blocks, (doc.name, kind, opened, closed, blocks)
+            starts = len(re.findall(rf"^<!-- {kind}:", text, re.M))
+            assert starts == opened, (doc.name, kind, "a malformed opening marker")
 
 
 def test_the_committed_bundle_verifies_and_says_how_it_was_run():
-    from benchmark import bundle
+    from benchmark.exchange import bundle
 
     assert BUNDLE.stat().st_size <= 10 * 2**20  # issue 16: at most 10 MB
     c = bundle.verify(BUNDLE)
@@ -87,7 +108,7 @@ def test_the_committed_bundle_verifies_and_says_how_it_was_run():
     total = c["runs"] + c["teachers"]
     assert total - 5 <= sum(e["trained_now"] for e in trained) <= total
     # issue 16 asked for 75 minutes; the clean-budget methods (issue 25) made it 60 min for
-    # the final invocation plus the teachers of an earlier one (README "Results")
+    # the final invocation plus the teachers of an earlier one (docs/results.md)
     assert sum(e["wall_time_s"] for e in trained) <= 100 * 60
     assert all(e["git"]["commit"] and not e["git"]["dirty"] for e in trained)
 
@@ -97,7 +118,7 @@ def test_the_reference_platform_is_a_fingerprint_ci_compares_with():
     reference was trained with (what decides whether CI can ask for bit-identity)."""
     import tarfile
 
-    from benchmark import arithmetic
+    from benchmark.exchange import arithmetic
 
     fp = arithmetic.read(REPO_ROOT / "reference" / "platform.json")
     assert fp["machine"] == "x86_64" and fp["cpu_capability"] and fp["cpu_vendor"]
@@ -109,15 +130,17 @@ def test_the_reference_platform_is_a_fingerprint_ci_compares_with():
 
 
 def test_importing_the_bundle_rebuilds_the_readme_tables_byte_for_byte(tmp_path):
-    """README "Results": the one command (import, then report) rebuilds every table, and the
-    README's copies are those files byte for byte."""
-    from benchmark import bundle
-    from benchmark.report import write_report
+    """docs/results.md: the one command (import, then report) rebuilds every table, and the
+    documents' copies (all on that page) are those files byte for byte."""
+    from benchmark.analysis.report import write_report
+    from benchmark.exchange import bundle
 
     results = tmp_path / "results" / "reference"
     bundle.import_bundle(BUNDLE, results)
     write_report(results, figures=False)
-    blocks = _readme_blocks()
-    assert {"tables/single_best.md", "tables/moderators.md", "tables/alpha.md"} <= set(blocks)
-    for name, text in blocks.items():
-        assert (results / name).read_text() == text, name
+    blocks = _reference_blocks()
+    assert {doc for doc, _ in blocks} == {RESULTS_PAGE.name}
+    assert {"tables/single_best.md", "tables/moderators.md",
+            "tables/alpha.md"} <= {name for _, name in blocks}
+    for (doc, name), text in blocks.items():
+        assert (results / name).read_text() == text, f"{doc}: {name}"

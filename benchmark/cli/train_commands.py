@@ -110,14 +110,15 @@ def _run_training(args) -> None:
     from benchmark.training.engine import resolve_device
 
     resolve_device(cfg.device)  # a device this machine lacks, before the run's folders
-    req = RunRequest(
-        kind=args.command, dataset=args.dataset, labels_path=args.labels, arch=args.arch,
-        seed=args.seed, out=args.out, cfg=cfg, method=method, hparams=hparams,
-        teacher_dirs=getattr(args, "teacher", None) or [],
-        teacher_checkpoint=getattr(args, "teacher_checkpoint", "last"),
-        teacher_labels=getattr(args, "teacher_labels", "noisy"),
-        data_root=args.data_root, checkpoint_dir=args.checkpoint_dir, threads=args.threads,
-        progress=args.progress, run_id=args.run_id)
+    spec = {"kind": args.command, "dataset": args.dataset, "labels": args.labels,
+            "arch": args.arch, "seed": args.seed, "out": args.out, "train": cfg.to_dict(),
+            "method": method, "hparams": hparams,
+            "teachers": getattr(args, "teacher", None) or [],
+            "teacher_checkpoint": getattr(args, "teacher_checkpoint", "last"),
+            "teacher_labels": getattr(args, "teacher_labels", "noisy"),
+            "data_root": args.data_root}
+    req = RunRequest.from_spec(spec, checkpoint_dir=args.checkpoint_dir, threads=args.threads,
+                               progress=args.progress, run_id=args.run_id)
     metrics = run(req)
     if metrics:
         print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} at best val "
@@ -143,7 +144,6 @@ def add_train_runs(sub) -> None:
 def _run_train_runs(args) -> None:
     import json
 
-    from benchmark.spec.trainconfig import TrainConfig
     from benchmark.training.runs import RunRequest, run
 
     if args.runs_file is None:
@@ -171,17 +171,9 @@ def _run_train_runs(args) -> None:
 
         for device in sorted({s["train"].get("device", "auto") for s in specs}):
             resolve_device(device)  # a device this machine lacks
-    requests = []
-    for s in specs:  # all checked before the first one trains
-        requests.append(RunRequest(
-            kind=s["kind"], dataset=s["dataset"], labels_path=Path(s["labels"]), arch=s["arch"],
-            seed=s["seed"], out=Path(s["out"]), cfg=TrainConfig.from_dict(s["train"]),
-            method=s.get("method", "ce"), hparams=s.get("hparams") or {},
-            teacher_dirs=[Path(t) for t in s.get("teachers") or []],
-            teacher_checkpoint=s.get("teacher_checkpoint", "last"),
-            teacher_labels=s.get("teacher_labels", "noisy"),
-            data_root=Path(s["data_root"]) if s.get("data_root") else None,
-            threads=args.threads, progress=args.progress))
+    # all checked before the first one trains
+    requests = [RunRequest.from_spec(s, threads=args.threads, progress=args.progress)
+                for s in specs]
     trained, best = 0, None
     for req in requests:
         metrics = run(req)

@@ -6,17 +6,6 @@ from __future__ import annotations
 
 from benchmark.core import layout
 from benchmark.core.errors import UserError
-from benchmark.core.layout import (  # noqa: F401 (the planner's ids and paths, re-exported)
-    dataset_dir,
-    labels_path,
-    report_kinds,
-    report_tables,
-    setup_id,
-    setup_kind,
-    study_root,
-    teacher_dir,
-    teacher_id,
-)
 from benchmark.data import dataset_names
 from benchmark.data.labels import DEFAULT_VAL_FRACTION
 from benchmark.data.noise import NoiseSpec
@@ -30,6 +19,7 @@ from methods.catalog import (
     HPARAM_DEFAULTS,
     METHOD_NAMES,
     check_hparams,
+    unknown_method,
 )
 
 STUDY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -183,7 +173,7 @@ def methods_of(config: dict, key: str = "methods") -> list[MethodSpec]:
         need(isinstance(entry, dict) and "name" in entry, where, "needs a name")
         name = entry["name"]
         need(name in METHOD_NAMES, where,
-              f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
+              unknown_method(name))
         selected = CATALOG[name].selected  # fixed_alpha: alpha, swept by the key alphas
         sweeps = {f"{e.selected}s" for e in CATALOG.values() if e.selected}
         unknown = set(entry) - {"name", "hparams"} - sweeps

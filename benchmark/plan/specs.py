@@ -10,16 +10,9 @@ from dataclasses import dataclass, field
 
 from benchmark.core import layout
 from benchmark.core.errors import UserError
-from benchmark.core.layout import (  # noqa: F401 (the planner's ids and paths, re-exported)
-    dataset_dir,
+from benchmark.core.layout import (
     labels_path,
-    report_kinds,
-    report_tables,
-    setup_id,
-    setup_kind,
     study_root,
-    teacher_dir,
-    teacher_id,
 )
 from benchmark.core.runinfo import spec_hash
 from benchmark.data import dataset_names, get_entry

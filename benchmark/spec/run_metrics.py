@@ -165,8 +165,8 @@ def _raise_first(problems: list[str]) -> None:
 
 # ---- alpha_summary.json (benchmark/analysis/alpha_summary.py) --------------------------------
 
-#: alpha_summary.py's FORMAT, VERSION and BINS (tests/test_hostile_bundle.py checks they agree;
-#: this module stays free of numpy and pandas)
+#: alpha_summary.py's FORMAT, VERSION and BINS (tests/exchange/test_hostile_bundle.py checks
+#: they agree; this module stays free of numpy and pandas)
 SUMMARY_FORMAT, SUMMARY_VERSION = "noisykd-alpha-summary", 1
 SUMMARY_BINS = 10
 _SHARE = _optional(_number)  # a group without instances has no mean: null

@@ -53,6 +53,21 @@ class RunRequest:
     progress: bool | None = None
     run_id: str | None = None
 
+    @classmethod
+    def from_spec(cls, spec: dict, **runtime) -> RunRequest:
+        """A run from its JSON spec: the one shape the planner writes (``RunSpec.request``),
+        ``noisykd train-runs`` reads and ``noisykd teacher|student`` builds from its flags;
+        ``runtime``: checkpoint_dir, threads, progress, run_id (not part of the spec)."""
+        return cls(
+            kind=spec["kind"], dataset=spec["dataset"], labels_path=Path(spec["labels"]),
+            arch=spec["arch"], seed=spec["seed"], out=Path(spec["out"]),
+            cfg=TrainConfig.from_dict(spec["train"]), method=spec.get("method", "ce"),
+            hparams=spec.get("hparams") or {},
+            teacher_dirs=[Path(t) for t in spec.get("teachers") or []],
+            teacher_checkpoint=spec.get("teacher_checkpoint", "last"),
+            teacher_labels=spec.get("teacher_labels", "noisy"),
+            data_root=Path(spec["data_root"]) if spec.get("data_root") else None, **runtime)
+
 
 def default_run_id(out: Path) -> str:
     """The run's path under its study folder (runs/... or teachers/...)."""

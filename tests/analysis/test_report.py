@@ -12,6 +12,7 @@ import pytest
 
 from benchmark.analysis import scores, stats
 from benchmark.cli import main
+from tests.helpers import small_runs
 from tests.simulate import SETUP_ID, run_row, simulate_runs, write_plan, write_tree
 
 ALM, BASES = ("almkd", "amal"), ("kd", "fixed_alpha", "ce")
@@ -19,12 +20,6 @@ ALM, BASES = ("almkd", "amal"), ("kd", "fixed_alpha", "ce")
 
 def report(results, *flags):
     return main(["report", "--results", str(results), "--no-figures", *flags])
-
-
-def small_runs(seed=0, gain=None):
-    """4 cells (2 datasets x 2 noises), 5 seeds."""
-    return simulate_runs(np.random.default_rng(seed), gain=gain, datasets=("d0", "d1"),
-                         noises=("symmetric_0.20", "symmetric_0.40"))
 
 
 def read_csv(results, name):
@@ -234,7 +229,7 @@ def test_under_the_null_per_cell_markers_stay_at_or_below_five_percent():
     """Every method equal, 20 cells x 5 seeds, run sd 1 point: the share of tables with any
     marker (family-wise: Holm over the table). With 40 trees, 4 or more such trees would
     have probability 0.14 at a true rate of 5% and 0.58 at 10%. (The verdicts' calibration:
-    tests/test_verdicts.py.)"""
+    tests/analysis/test_verdicts.py.)"""
     any_marker = 0
     for i in range(TREES):
         comp = analyse_tree(simulate_runs(np.random.default_rng([1, i])))

@@ -17,6 +17,8 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.core.runinfo import spec_hash
+from tests.helpers import bundle_members as _members
+from tests.helpers import bundle_metrics as _metrics
 
 _CAPSYS = []
 
@@ -33,22 +35,6 @@ def cli(*args):
     code = main([str(a) for a in args])
     out = _CAPSYS[0].readouterr()
     return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-
-def _metrics(kind, dataset, noise, seed, labels_bytes, acc, method="ce", teacher=None):
-    """``teacher``: the teacher's metrics (its spec hash goes into the student's spec)."""
-    spec = {"kind": kind, "dataset": dataset, "arch": "mlp_8", "seed": seed, "num_classes": 3,
-            "labels": {"noise": noise, "seed": seed, "dataset_fingerprint": "fp",
-                       "file_sha256": hashlib.sha256(labels_bytes).hexdigest()},
-            "method": {"name": method, "hparams": {}},
-            "teachers": [{"arch": "mlp_8", "config_hash": teacher["config_hash"]}]
-            if teacher else [],
-            "train": {"epochs": 2}}
-    return {"kind": kind, "spec": spec, "config_hash": spec_hash(spec), "epochs": 2,
-            "best_epoch": 1, "test_acc_best_val": acc, "test_acc_last": acc,
-            "val_acc_best": acc, "val_acc_last": acc,
-            "provenance": {"git": {"commit": "c0", "dirty": False},
-                           "versions": {"torch": "x"}, "device": "cpu"}}
 
 
 @pytest.fixture
@@ -84,11 +70,6 @@ def study(tmp_path):
     (root / "checkpoints").mkdir()
     (root / "checkpoints" / "big.pt").write_bytes(b"not exported")
     return root
-
-
-def _members(path):
-    with tarfile.open(path) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
 
 
 def _rewrite(src, dst, change):

@@ -15,7 +15,7 @@ from benchmark.plan import grid
 from benchmark.spec.trainconfig import TrainConfig
 from methods import build_method
 from methods.catalog import HPARAM_DEFAULTS, HPARAM_RULES, check_hparams
-from tests.test_grid import TINY
+from tests.helpers import TINY
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from benchmark.core.errors import UserError
 from benchmark.plan.cost_model import estimate, method_factor, n_refreshes, variant_of_runtime
 from benchmark.training.perf_report import targets
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STUDENTS = {"almkd_epoch_over_kd": 1.1, "almkd_refresh_over_kd_epoch": 2.0,
             "amal_epoch_over_kd": 1.0, "amal_refresh_over_kd_epoch": 3.0,
             "almkd_full_over_kd_per_step": 3.0, "almkd_over_kd_paper_schedule": 1.29,

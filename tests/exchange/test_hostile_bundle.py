@@ -2,7 +2,7 @@
 files, to fail half-way through an import, and numbers no reader can use.
 
 Every bundle here is built in the test with tarfile from a small hand-written study
-(tests/test_bundle.py's metrics.json in the real schema). A forgery is consistent where it
+(tests/exchange/test_bundle.py's metrics.json in the real schema). A forgery is consistent where it
 matters: its manifest lists the planted file with the right sha256 and size, so that only
 the defence under test can refuse it.
 """
@@ -24,8 +24,9 @@ from benchmark.core.errors import UserError
 from benchmark.exchange import bundle
 from benchmark.exchange.bundle import importing, verifying
 from benchmark.spec import run_metrics
+from tests.helpers import bundle_members as _members
+from tests.helpers import bundle_metrics as _metrics
 from tests.simulate import simulate_runs, write_tree
-from tests.test_bundle import _members, _metrics
 
 RUN = "runs/d0/symmetric_0.20/none/ce/seed0"
 KD = "runs/d0/symmetric_0.20/single-mlp_8/kd/seed1"
@@ -146,7 +147,7 @@ def _peak(fn, *args):
 
 def test_a_large_member_is_streamed_never_held_whole(good, tmp_path):
     """A 48 MiB member: verify and import hash (and write) it in pieces; the old reader
-    held it whole (a 200 MB member peaked at 277 MB, README)."""
+    held it whole (a 200 MB member peaked at 277 MB, measured before streaming)."""
     big = b"\0" * (48 << 20)
     bad = _forge(good, tmp_path / "big.tar.gz", files=[(f"{RUN}/log.csv", big)])
     result, peak = _peak(bundle.verify, bad)
@@ -211,7 +212,8 @@ def test_an_oversized_member_listed_with_a_small_size_is_refused_unread(good, tm
 @pytest.mark.parametrize("how", ["pax", "gnu longname", "gnu longlink", "pax chain"])
 def test_huge_pax_and_gnu_headers_are_refused_from_their_header_block(good, tmp_path, cli, how):
     """tarfile reads a pax or GNU long-name header whole while iterating (a 200 MB pax
-    header peaked at 693 MB, README): the 512-byte header block is checked first."""
+    header peaked at 693 MB, measured before the check): the 512-byte header block is
+    checked first."""
     bad = tmp_path / "hdr.tar.gz"
     huge = 24 << 20
     if how == "pax":
@@ -467,7 +469,7 @@ def test_verify_refuses_a_malformed_alpha_summary(good, tmp_path, cli, how, chan
 def test_the_schema_accepts_every_file_of_the_committed_reference_bundle():
     from pathlib import Path
 
-    ref = Path(__file__).resolve().parents[1] / "reference" / "reference.tar.gz"
+    ref = Path(__file__).resolve().parents[2] / "reference" / "reference.tar.gz"
     n = 0
     with tarfile.open(ref) as tar:
         for m in tar:

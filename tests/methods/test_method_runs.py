@@ -1,5 +1,5 @@
 """Every method trained end to end, and exact resumption of a run whose method keeps state
-(ALM-KD's mechanism on the authors' synthetic task: tests/test_mechanism.py)."""
+(ALM-KD's mechanism on the authors' synthetic task: tests/methods/test_mechanism.py)."""
 
 import numpy as np
 import pytest

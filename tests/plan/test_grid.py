@@ -6,25 +6,16 @@ import pytest
 import yaml
 
 from benchmark.core.errors import UserError
+from benchmark.core.runinfo import spec_hash
 from benchmark.plan import grid
 from tests.conftest import REPO_ROOT
+from tests.helpers import TINY
 
 CONFIGS = REPO_ROOT / "workflows" / "config"
 
 
 def load(name):
     return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
-
-
-TINY = {
-    "datasets": [{"name": "digits", "student": "mlp_16", "teacher": "mlp_32",
-                  "multi_teachers": ["mlp_16", "mlp_32"],
-                  "train": {"epochs": 3, "batch_size": 256, "lr": 0.1, "schedule": "cosine"}}],
-    "noise": [{"type": "symmetric", "rates": [0.2]}],
-    "methods": ["ce", "kd", {"name": "fixed_alpha", "alphas": [0.3, 0.7]},
-                {"name": "almkd", "hparams": {"meta_start": 1, "meta_every": 1}}],
-    "seeds": [0, 1],
-}
 
 
 def test_planning_in_a_fresh_process_imports_no_torch():
@@ -215,7 +206,7 @@ def test_a_dataset_overrides_setups_teacher_labels_methods_and_split():
     digits = {m for m, _ in by["digits"]}
     assert digits == {"ce", "kd", "fixed_alpha", "almkd"}
     assert {s for _, s in by["digits"]} == {"none", "single-mlp_32", "multi-2t-"
-                                            + grid.spec_hash(["mlp_16", "mlp_32"])[:6], "self"}
+                                            + spec_hash(["mlp_16", "mlp_32"])[:6], "self"}
     assert {(r.arch, r.teacher_labels) for r in p.teacher_runs if r.dataset == "synthetic"} == {
         ("mlp_16", "clean")}
     assert grid.val_fraction_of(config, "synthetic") == 0.2

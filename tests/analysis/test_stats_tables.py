@@ -313,7 +313,7 @@ def test_friedman_and_nemenyi_per_setup_against_formulas():
         n, k = r.shape
         chi2 = 12 * n / (k * (k + 1)) * ((ref - (k + 1) / 2) ** 2).sum()
         assert test["statistic"] == pytest.approx(chi2)
-        # a permutation p, not the chi-square approximation (tests/test_table_traps.py)
+        # a permutation p, not the chi-square approximation (tests/analysis/test_table_traps.py)
         assert test["p_method"] == "Monte Carlo, 9999 resamples" and test["p"] < 0.05
         se = math.sqrt(k * (k + 1) / (6 * n))
         for i, j in itertools.combinations(wide.columns, 2):

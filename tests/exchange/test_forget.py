@@ -5,19 +5,10 @@ import fcntl
 import pytest
 
 from benchmark.cli import main
+from tests.helpers import make_run as make
 
 RUN = "results/default/runs/digits/symmetric_0.40/single-x/kd/seed3"
 TEACHER = "results/default/teachers/digits/symmetric_0.40/mlp_8/seed3"
-
-
-def make(root, rel):
-    run = root / rel
-    ckpt = root / rel.replace("results/default/", "results/default/checkpoints/", 1)
-    for d in (run, ckpt / "finished"):
-        d.mkdir(parents=True)
-    (run / "metrics.json").write_text("{}")
-    (ckpt / "finished" / "metrics.json").write_text("{}")
-    return run, ckpt
 
 
 def test_forget_removes_the_run_and_its_checkpoints(tmp_path, capsys):

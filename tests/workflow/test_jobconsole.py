@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmark.plan.grid import plan
 from benchmark.workflow.jobconsole import WIDTH, failure_lines, study_progress
-from tests.test_grid import TINY
+from tests.helpers import TINY
 
 
 def test_failure_lines_start_at_the_cli_error(tmp_path):

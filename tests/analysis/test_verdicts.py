@@ -15,6 +15,7 @@ from scipy import stats as ss
 
 from benchmark.analysis import moderators, scores, verdicts
 from benchmark.spec.vocabulary import LABELS
+from tests.helpers import moderator_scores
 from tests.simulate import simulate_runs
 
 ALM, BASES = ("almkd", "amal"), ("kd", "fixed_alpha", "ce")
@@ -260,22 +261,6 @@ def test_a_worse_method_is_worse_and_an_equal_one_is_not_better(fast_permutation
 
 
 # ---------------------------------------------------------------- moderators
-
-
-def moderator_scores(rng, interaction, n_strata=6, seeds=5, sd=1.0):
-    """Scores of cells in two teacher conditions over n_strata (dataset, noise) strata:
-    almkd - kd is +interaction/2 with noisy-label teachers and -interaction/2 with clean."""
-    rows = []
-    for c in range(n_strata):
-        dataset, noise = f"d{c // 3}", f"symmetric_0.{c % 3 + 1}0"
-        for s in range(seeds):
-            shared = rng.normal(0, 2)
-            for setup, gain in (("single", interaction / 2), ("single-cleanT", -interaction / 2)):
-                kd = 70 + shared + rng.normal(0, sd)
-                for row, v in (("kd", kd), ("almkd", 70 + shared + gain + rng.normal(0, sd))):
-                    rows.append({"dataset": dataset, "noise_id": noise, "setup": setup,
-                                 "seed": s, "row": row, "score": v, "method": row})
-    return pd.DataFrame(rows)
 
 
 def test_moderator_difference_of_differences_against_a_naive_loop():

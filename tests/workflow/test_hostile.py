@@ -22,7 +22,7 @@ import yaml
 from benchmark.cli import main
 from benchmark.core.shellquote import quote_always
 from tests.conftest import REPO_ROOT
-from tests.test_forget import make
+from tests.helpers import make_run as make
 
 RUN = "results/default/runs/digits/symmetric_0.40/single-x/kd/seed3"
 
@@ -408,7 +408,8 @@ def test_files_get_the_umask_mode(tmp_path, umask, mode):
 
 
 def test_report_before_a_plan_says_there_is_none(tmp_path, capsys):
-    from tests.test_report import small_runs, write_tree
+    from tests.helpers import small_runs
+    from tests.simulate import write_tree
 
     write_tree(tmp_path, small_runs(), plan=False)
     assert main(["report", "--results", str(tmp_path), "--no-figures"]) == 0
