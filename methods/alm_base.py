@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from benchmark.core.errors import UserError
-from benchmark.core.runinfo import derive_seed
+from benchmark.core.seeds import derive_seed
 from benchmark.spec.protocol import refresh_val_augment, teachers_train_mode
 
 from .alm_refresh import RefreshSettings, lastlayer_refresh, refresh_due

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.core.runinfo import derive_seed
+from benchmark.core.seeds import derive_seed
 
 from .losses import ce_logit_grad, kd_logit_grad
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.core.runinfo import derive_seed
+from benchmark.core.seeds import derive_seed
 
 from .alm_refresh import refresh_due, refresh_plan, teacher_diagnostics
 from .almkd import ALMKD

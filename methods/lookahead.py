@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, jvp, replace_all_batch_norm_modules_
 
-from benchmark.core.runinfo import derive_seed
+from benchmark.core.seeds import derive_seed
 from benchmark.spec.protocol import kd_weights
 
 from .base import Method

@@ -29,7 +29,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from benchmark.core.runinfo import derive_seed
+from benchmark.core.seeds import derive_seed
 
 from .base import register_method
 from .lookahead import MetaReweight, exact_hypergrad

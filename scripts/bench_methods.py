@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmark.data.labels import LabelsRequest, read_labels, write_labels
 from benchmark.data.noise import NoiseSpec
 from benchmark.spec.trainconfig import TrainConfig
-from benchmark.training.runs import RunRequest, run
+from benchmark.training.run import RunRequest, run
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark.data.labels import LabelsRequest, write_labels  # noqa: E402
 from benchmark.data.noise import NoiseSpec  # noqa: E402
 from benchmark.spec.trainconfig import TrainConfig  # noqa: E402
-from benchmark.training.runs import RunRequest, run  # noqa: E402
+from benchmark.training.run import RunRequest, run  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -13,7 +13,7 @@ file as the last ``snakemake --cores all`` wrote it under results/default/tables
 job must have finished: every planned run, else an error). --check only says which blocks
 differ (exit 1 when any does). --platform (with --check, default blocks): the default grid's
 numbers are bit-identical only on a machine with the same arithmetic as the one that wrote
-the README (benchmark/exchange/arithmetic.py); on another, the check says so and passes.
+the README (benchmark/exchange/fingerprint.py); on another, the check says so and passes.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main() -> int:
     kinds = {m[2] for text in texts.values() for m in BLOCK.finditer(text)}
     kinds &= {args.only} if args.only else {"reference", "default"}
     if args.platform is not None and "default" in kinds:
-        from benchmark.exchange import arithmetic
+        from benchmark.exchange import fingerprint as arithmetic
 
         differ = arithmetic.differences(arithmetic.read(args.platform),
                                         arithmetic.fingerprint())

@@ -7,7 +7,7 @@ import tarfile
 import numpy as np
 import pandas as pd
 
-from benchmark.core.runinfo import spec_hash
+from benchmark.core.hashing import spec_hash
 from tests.simulate import simulate_runs
 
 TINY = {

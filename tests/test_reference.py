@@ -118,7 +118,7 @@ def test_the_reference_platform_is_a_fingerprint_ci_compares_with():
     reference was trained with (what decides whether CI can ask for bit-identity)."""
     import tarfile
 
-    from benchmark.exchange import arithmetic
+    from benchmark.exchange import fingerprint as arithmetic
 
     fp = arithmetic.read(REPO_ROOT / "reference" / "platform.json")
     assert fp["machine"] == "x86_64" and fp["cpu_capability"] and fp["cpu_vendor"]

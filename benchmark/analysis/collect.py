@@ -65,7 +65,7 @@ def _spec_hashes(spec: dict) -> dict:
     ``shared_spec``: that, less the method and its teachers (every method of the cell, ce
     too, agrees on it: data, noise, student, training); ``teacher_spec``: the teachers'
     specs (every distilling method of the cell agrees on it)."""
-    from benchmark.core.runinfo import spec_hash
+    from benchmark.core.hashing import spec_hash
 
     labels = {k: v for k, v in spec.get("labels", {}).items() if k not in ("seed", "file_sha256")}
     teachers = [{k: v for k, v in t.items() if k != "config_hash"}

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.analysis.tables import row_key
-from benchmark.core.runinfo import atomic_path
+from benchmark.core.atomic import atomic_path
 
 
 def _plt():

@@ -27,9 +27,9 @@ from benchmark.analysis.ranks import setup_ranks
 from benchmark.analysis.scores import CELL, METRICS, common_seeds, method_scores, summarise
 from benchmark.analysis.stats import minimum_detectable, paired_comparisons
 from benchmark.analysis.verdicts import KEY, RAW_COLUMNS, finalise, setup_verdicts
+from benchmark.core.atomic import atomic_write_text
 from benchmark.core.errors import UserError
 from benchmark.core.layout import PLAN_FILE, StudyLayout, report_kinds
-from benchmark.core.runinfo import atomic_write_text
 from benchmark.spec.vocabulary import DEFAULT_FACTORS, LABELS, MARGIN, SCOPES
 from methods.catalog import ALM_METHODS
 

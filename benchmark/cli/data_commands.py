@@ -69,7 +69,7 @@ def add_labels_summary(sub) -> None:
 
 
 def _run_labels_summary(args) -> None:
-    from benchmark.core.runinfo import atomic_write_text
+    from benchmark.core.atomic import atomic_write_text
     from benchmark.data.labels_summary import labels_summary_markdown
 
     text = labels_summary_markdown(args.files)
@@ -105,7 +105,7 @@ def add_prepare_data(sub) -> None:
 
 
 def _run_prepare_data(args) -> None:
-    from benchmark.core.runinfo import write_json_atomic
+    from benchmark.core.atomic import write_json_atomic
     from benchmark.data import load_dataset
 
     rec = load_dataset(args.dataset, args.data_root, args.download)

@@ -70,8 +70,8 @@ def add_fingerprint(sub) -> None:
 def _run_fingerprint(args) -> int:
     import json
 
-    from benchmark.core.runinfo import atomic_write_text
-    from benchmark.exchange.arithmetic import fingerprint
+    from benchmark.core.atomic import atomic_write_text
+    from benchmark.exchange.fingerprint import fingerprint
 
     text = json.dumps(fingerprint(), indent=2) + "\n"
     print(text, end="")
@@ -88,7 +88,7 @@ def _run_compare(args) -> int:
         raise UserError(f"--out {args.out} exists and is not a folder")
     fail_on, note = args.fail_on, None
     if args.platform is not None:
-        from benchmark.exchange.arithmetic import differences, fingerprint, read
+        from benchmark.exchange.fingerprint import differences, fingerprint, read
 
         ref_platform = read(args.platform)  # a bad file fails before the comparison
         differ = differences(ref_platform, fingerprint())
@@ -170,7 +170,7 @@ def _run_bundle(args) -> int:
                               teachers_only=args.teachers_only, config=args.config,
                               alpha=args.alpha)
             kinds = [r["kind"] for r in m["runs"]]
-            from benchmark.core.runinfo import file_sha256
+            from benchmark.core.hashing import file_sha256
 
             print(f"wrote {args.out}: {len(m['files'])} files, {kinds.count('student')} runs, "
                   f"{kinds.count('teacher')} teachers of study {m['study']}; sha256 "

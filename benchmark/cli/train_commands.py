@@ -100,7 +100,7 @@ def parse_hparams(items: list[str]) -> dict:
 
 
 def _run_training(args) -> None:
-    from benchmark.training.runs import RunRequest, run
+    from benchmark.training.run import RunRequest, run
     from methods.catalog import check_hparams
 
     cfg = _train_config(args)
@@ -144,7 +144,7 @@ def add_train_runs(sub) -> None:
 def _run_train_runs(args) -> None:
     import json
 
-    from benchmark.training.runs import RunRequest, run
+    from benchmark.training.run import RunRequest, run
 
     if args.runs_file is None:
         text, source = args.runs, "--runs"

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.core.runinfo import spec_hash
+from benchmark.core.hashing import spec_hash
 
 RESULTS = "results"
 #: the study's config, its plan (the runs and the declared comparisons), its invocation log

@@ -30,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.core.atomic import write_npz_atomic
 from benchmark.core.errors import UserError
-from benchmark.core.runinfo import derive_seed, file_sha256, write_npz_atomic
+from benchmark.core.hashing import file_sha256
+from benchmark.core.seeds import derive_seed
 from benchmark.data import DatasetRecord, dataset_names, get_entry, load_dataset
 from benchmark.data.cifar_n import load_human_labels
 from benchmark.data.noise import NoiseSpec, apply_noise, realised_transition

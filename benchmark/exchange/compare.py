@@ -30,7 +30,7 @@ the constants imported from there):
   ``worse`` by its sign; at it: ``inconclusive``), and take no part in Holm's family;
 - ``moved``: every matched, comparable run whose recorded numbers (test and validation
   accuracies, best epoch, last training loss) are not bit-identical. A rerun of the same
-  code on a machine with the same arithmetic (benchmark/exchange/arithmetic.py) moves nothing, so
+  code on a machine with the same arithmetic (benchmark/exchange/fingerprint.py) moves nothing, so
   ``--fail-on moved`` catches any change of the numbers, however small, where the
   statistical verdicts (about +-margin) cannot: CI's reproduction check;
 - ``seeds_needed`` for an inconclusive cell: the seeds per side at which a conclusive answer
@@ -401,7 +401,7 @@ def markdown(c: Comparison, reference: str, results: str) -> str:
 
 
 def write_outputs(c: Comparison, out: Path, text: str) -> list[Path]:
-    from benchmark.core.runinfo import atomic_write_text
+    from benchmark.core.atomic import atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

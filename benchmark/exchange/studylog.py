@@ -18,8 +18,9 @@ import shlex
 from importlib import metadata
 from pathlib import Path
 
+from benchmark.core.atomic import atomic_write_text
 from benchmark.core.layout import LOG_FILE
-from benchmark.core.runinfo import atomic_write_text, git_revision
+from benchmark.core.provenance import git_revision
 
 LOG_NAME = LOG_FILE  # invocations.json
 VERSIONED = ("snakemake", "torch", "timm", "numpy", "scipy", "statsmodels")

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from benchmark.core import layout
 from benchmark.core.errors import UserError
+from benchmark.core.hashing import spec_hash
 from benchmark.core.layout import (
     labels_path,
     study_root,
 )
-from benchmark.core.runinfo import spec_hash
 from benchmark.data import dataset_names, get_entry
 from benchmark.data.noise import NoiseSpec, format_rate
 from benchmark.spec.archnames import check_arch_name

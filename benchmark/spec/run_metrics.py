@@ -1,6 +1,6 @@
 """The declared schema of a run's ``metrics.json`` and of ``alpha_summary.json``.
 
-``benchmark/training/runs.py`` writes metrics.json (a student's under ``runs/``, a teacher's under
+``benchmark/training/run.py`` writes metrics.json (a student's under ``runs/``, a teacher's under
 ``teachers/``); ``collect.py``, ``compare.py``, ``report.py`` and ``bundle.py`` read it.
 Every reader validates a parsed file with ``metrics_problems`` (``alpha_summary_problems``
 for an ALM run's alpha_summary.json, benchmark/analysis/alpha_summary.py) before using a number, so

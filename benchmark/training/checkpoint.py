@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
+from benchmark.core.atomic import atomic_path
 from benchmark.core.layout import default_checkpoint_dir  # noqa: F401 (re-exported)
-from benchmark.core.runinfo import atomic_path
 from benchmark.core.runlock import RunLock  # noqa: F401 (re-exported)
 
 CHECKPOINT_NAME = "checkpoint.pt"

@@ -26,8 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.core.atomic import atomic_write_text
 from benchmark.core.errors import UserError
-from benchmark.core.runinfo import atomic_write_text, derive_seed
+from benchmark.core.seeds import derive_seed
 from benchmark.spec.protocol import cosine_period, teachers_train_mode
 from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint

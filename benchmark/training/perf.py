@@ -80,7 +80,7 @@ def _fake_data(n: int, device):
     and device and shared by every path and method (training only reads them)."""
     import numpy as np
 
-    from benchmark.core.runinfo import write_npz_atomic
+    from benchmark.core.atomic import write_npz_atomic
     from benchmark.data.labels import LabelsRequest, build_labels, read_labels
     from benchmark.data.noise import NoiseSpec
     from benchmark.data.record import make_record

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmark.core.atomic import write_json_atomic
 from benchmark.core.errors import UserError
-from benchmark.core.runinfo import write_json_atomic
 from benchmark.plan.cost_model import estimate, format_estimate
 from benchmark.training.perf import ENGINE_VARIANTS, SLOT_SHARE, run_perf
 

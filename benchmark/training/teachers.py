@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+from benchmark.core.atomic import atomic_path
 from benchmark.core.errors import UserError
-from benchmark.core.runinfo import atomic_path
 from benchmark.data import DatasetRecord
 from benchmark.data.labels import LabelsFile
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.core.runinfo import spec_hash
+from benchmark.core.hashing import spec_hash
 from tests.helpers import bundle_members as _members
 from tests.helpers import bundle_metrics as _metrics
 

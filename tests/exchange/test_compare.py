@@ -372,7 +372,7 @@ def test_moved_names_each_run_whose_numbers_changed_at_all(tmp_path, cli):
 def test_platform_decides_whether_bit_identity_is_asked(tmp_path, cli):
     """--platform: the same fingerprint keeps --fail-on moved strict; another one (a
     processor model that differs) turns it into --fail-on differs, saying why."""
-    from benchmark.exchange.arithmetic import _cpuinfo, fingerprint
+    from benchmark.exchange.fingerprint import _cpuinfo, fingerprint
 
     runs = simulate_runs(np.random.default_rng(11), datasets=("d0",), noises=("symmetric_0.20",))
     write_tree(tmp_path / "ref", runs)

@@ -288,7 +288,7 @@ def test_a_teacher_trained_on_other_labels_with_the_same_metadata_is_refused(stu
     a = dict(read_labels(labels).arrays)
     a["train_noisy"] = np.roll(a["train_noisy"], 1)  # other labels, the same meta
     meta = read_labels(labels).meta
-    from benchmark.core.runinfo import write_npz_atomic
+    from benchmark.core.atomic import write_npz_atomic
 
     write_npz_atomic(forged, {**a, "meta": np.array(json.dumps(meta, sort_keys=True))})
     out = tmp_path / "student"

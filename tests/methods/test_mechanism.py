@@ -7,7 +7,7 @@ import pytest
 from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
 from benchmark.spec.trainconfig import TrainConfig
-from benchmark.training.runs import RunRequest, run
+from benchmark.training.run import RunRequest, run
 
 
 @pytest.mark.parametrize("teacher_labels", ["clean", "noisy"])

@@ -18,7 +18,7 @@ import torch.nn as nn
 from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
 from benchmark.spec.trainconfig import TrainConfig
-from benchmark.training.runs import RunRequest, run
+from benchmark.training.run import RunRequest, run
 from methods import build_method
 from methods.base import MethodContext, StepOutput
 from methods.catalog import method_uses_teachers

@@ -9,7 +9,7 @@ from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
 from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training.checkpoint import default_checkpoint_dir
-from benchmark.training.runs import RunRequest, run
+from benchmark.training.run import RunRequest, run
 from tests.conftest import interrupt_after
 
 FAST_META = {"meta_start": 1, "meta_every": 1}

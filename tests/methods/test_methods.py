@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from scipy.optimize import brentq
 
 from benchmark.core.errors import UserError
-from benchmark.core.runinfo import derive_seed
+from benchmark.core.seeds import derive_seed
 from methods.alm_refresh import lastlayer_hypergrad, logit_grads
 from methods.almkd_full import exact_hypergrad, stats_free_copy
 from methods.losses import ce_logit_grad, kd_logit_grad, kd_per_instance, term_losses

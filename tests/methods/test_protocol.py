@@ -16,7 +16,7 @@ from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training import engine
 from benchmark.training.checkpoint import default_checkpoint_dir
 from benchmark.training.device_data import DeviceData
-from benchmark.training.runs import RunRequest, run
+from benchmark.training.run import RunRequest, run
 from methods import build_method
 from methods.base import MethodContext
 from tests.conftest import interrupt_after

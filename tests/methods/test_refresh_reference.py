@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy.optimize import brentq
 
-from benchmark.core.runinfo import derive_seed
+from benchmark.core.seeds import derive_seed
 from methods.alm_refresh import RefreshSettings, lastlayer_refresh
 from methods.mixing import ClampedMixing, ConvexMixing, V1Mixing
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from benchmark.core.errors import UserError
-from benchmark.core.runinfo import spec_hash
+from benchmark.core.hashing import spec_hash
 from benchmark.plan import grid
 from tests.conftest import REPO_ROOT
 from tests.helpers import TINY
@@ -177,7 +177,7 @@ def test_a_study_is_a_folder():
 
 def test_checkpoints_and_run_ids_stay_inside_the_study():
     from benchmark.core.layout import default_checkpoint_dir, split_run
-    from benchmark.training.runs import default_run_id
+    from benchmark.training.run import default_run_id
 
     run = "results/s1/runs/digits/symmetric_0.20/none/ce/seed0"
     teacher = "results/s1/teachers/digits/symmetric_0.20/mlp_32/seed0"

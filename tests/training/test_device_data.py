@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.core.runinfo import write_npz_atomic
+from benchmark.core.atomic import write_npz_atomic
 from benchmark.data import load_dataset
 from benchmark.data.labels import LabelsRequest, build_labels, read_labels
 from benchmark.data.noise import NoiseSpec

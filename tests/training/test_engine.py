@@ -12,7 +12,7 @@ from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
 from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training.checkpoint import RunLock, default_checkpoint_dir
-from benchmark.training.runs import RunRequest, run
+from benchmark.training.run import RunRequest, run
 from methods.base import Method, register_method
 from methods.catalog import MethodEntry
 from tests.conftest import interrupt_after

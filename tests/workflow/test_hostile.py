@@ -321,7 +321,7 @@ def test_a_teacher_metrics_without_its_arch_is_one_line(tmp_path, capsys):
 def test_an_os_error_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
     """A read-only folder or a full disk that only shows when writing: one line, what and
     where (EACCES and EROFS look the same; as root, permission bits do not stop a write)."""
-    from benchmark.core import runinfo
+    from benchmark.core import atomic as runinfo
 
     out = tmp_path / "seed0.npz"
     for code, word in ((errno.ENOSPC, "no space left on device"),
@@ -340,7 +340,7 @@ def test_an_os_error_is_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
 def test_a_writer_that_hides_a_full_disk_is_named_as_one(tmp_path, monkeypatch):
     """torch.save on a full disk raises RuntimeError ("file write failed"): atomic_path says
     what it was when the disk is full, and passes any other error on unchanged."""
-    from benchmark.core import runinfo
+    from benchmark.core import atomic as runinfo
 
     class Full:
         f_bavail, f_frsize = 0, 4096
@@ -590,7 +590,7 @@ def test_malformed_invocation_records_are_problems_not_tracebacks(tmp_path):
 def test_a_umask_without_owner_write_still_writes(tmp_path):
     """atomic_path sets the mode after the writer is done (open needs no write bit then)."""
     out = tmp_path / "x.txt"
-    code = ("import os; os.umask(0o222); from benchmark.core.runinfo import atomic_write_text; "
+    code = ("import os; os.umask(0o222); from benchmark.core.atomic import atomic_write_text; "
             f"atomic_write_text({str(out)!r}, 'hi')")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert out.read_text() == "hi" and stat.S_IMODE(out.stat().st_mode) == 0o444

@@ -36,7 +36,7 @@ rule expected_runs:
 
         import yaml
 
-        from benchmark.core.runinfo import atomic_write_text
+        from benchmark.core.atomic import atomic_write_text
 
         atomic_write_text(output[0], json.dumps(params.plan, indent=1) + "\n")
         atomic_write_text(output[1], yaml.safe_dump(dict(params.config), sort_keys=False))

@@ -9,9 +9,9 @@ import time
 from pathlib import Path, PurePosixPath
 
 from benchmark.analysis import alpha_summary
+from benchmark.core.atomic import atomic_path
 from benchmark.core.errors import UserError
 from benchmark.core.layout import CONFIG_FILE, PLAN_FILE, StudyLayout
-from benchmark.core.runinfo import atomic_path
 from benchmark.exchange import studylog
 from benchmark.exchange.bundle.common import (
     ALPHA_MODES,
@@ -125,7 +125,7 @@ def export(results: Path, out: Path, filters: Filters = Filters(), with_teachers
         if rel.endswith("metrics.json"):
             runs.append(_run_record(rel, json.loads(data)))
     from benchmark import __version__
-    from benchmark.core.runinfo import git_revision
+    from benchmark.core.provenance import git_revision
 
     manifest = {"format": FORMAT, "version": VERSION, "study": results.resolve().name,
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -12,8 +12,8 @@ from pathlib import Path, PurePosixPath
 
 from benchmark.core import layout
 from benchmark.core.errors import UserError
+from benchmark.core.hashing import file_sha256
 from benchmark.core.layout import StudyLayout
-from benchmark.core.runinfo import file_sha256
 from benchmark.exchange.bundle.common import Limits, size_text
 from benchmark.exchange.bundle.verifying import WriteFailed, counts, labels_file_of, scan
 

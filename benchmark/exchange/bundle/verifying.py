@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from benchmark.analysis import alpha_summary
+from benchmark.core.atomic import FILE_MODE
 from benchmark.core.errors import UserError
+from benchmark.core.hashing import spec_hash
 from benchmark.core.layout import CONFIG_FILE, PLAN_FILE, labels_path
-from benchmark.core.runinfo import FILE_MODE, spec_hash
 from benchmark.exchange import studylog
 from benchmark.exchange.bundle.common import (
     CHUNK,

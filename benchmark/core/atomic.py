@@ -1,27 +1,17 @@
-"""Seeds per role and atomic, byte-reproducible file writes.
-
-Every random choice in the suite draws from a generator seeded by ``derive_seed(run_seed,
-role, ...)``. Deriving seeds by a stable hash (not by ``seed + k``) keeps roles independent:
-the noise of seed 1 is not the split of seed 0, and a ``self`` teacher does not start from
-the ``ce`` student's initial weights even though both have the same architecture.
-"""
+"""Atomic, byte-reproducible file writes: a file is written beside its target and moved into
+place, with the mode a plain ``open`` would give it (the umask's); a full disk is named as
+one; zip entries carry a fixed time, so the same inputs give the same bytes."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import hashlib
 import io
 import json
 import os
-import platform
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -48,19 +38,6 @@ FILE_MODE = 0o666 & ~_process_umask()
 # Fixed timestamp for zip entries: np.savez stamps the current time, which would make two
 # labels files of the same inputs differ in bytes.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def derive_seed(seed: int, role: str, *parts: object) -> int:
-    """A 63-bit seed for one role of one run, stable across Python versions and machines."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    key = "\x1f".join([str(int(seed)), role, *map(str, parts)])
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def rng_for(seed: int, role: str, *parts: object) -> np.random.Generator:
-    return np.random.default_rng(derive_seed(seed, role, *parts))
 
 
 @contextlib.contextmanager
@@ -146,58 +123,3 @@ def write_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def spec_hash(spec: dict) -> str:
-    """Short, stable hash of a run's full spec (canonical JSON)."""
-    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=1)
-def git_revision() -> dict:
-    """The code's git revision and whether the tree had uncommitted changes (None outside git)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        if rev.returncode != 0:
-            return {"commit": None, "dirty": None}
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True,
-                               timeout=10)
-        return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def provenance(device: str | None = None) -> dict:
-    """Versions, code revision, host and scheduler ids recorded in every metrics.json."""
-    from benchmark import __version__
-
-    versions = {"python": platform.python_version(), "noisykd": __version__}
-    for mod in ("torch", "timm", "numpy"):
-        if mod in sys.modules:
-            versions[mod] = getattr(sys.modules[mod], "__version__", None)
-        else:  # installed but not imported (suite models do not need timm): its metadata
-            try:
-                versions[mod] = metadata.version(mod)
-            except metadata.PackageNotFoundError:
-                pass
-    return {
-        "versions": versions,
-        "git": dict(git_revision()),
-        "host": platform.node(),
-        "device": device,
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "slurm_array_task_id": os.environ.get("SLURM_ARRAY_TASK_ID"),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-    }

@@ -18,14 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmark.core.atomic import write_json_atomic
 from benchmark.core.errors import UserError
+from benchmark.core.hashing import spec_hash
 from benchmark.core.layout import split_results
-from benchmark.core.runinfo import (
-    derive_seed,
-    provenance,
-    spec_hash,
-    write_json_atomic,
-)
+from benchmark.core.provenance import provenance
+from benchmark.core.seeds import derive_seed
 from benchmark.data.labels import LabelsFile, read_labels
 from benchmark.spec.trainconfig import TrainConfig
 
@@ -345,7 +343,7 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
         save_model_file(out / TEACHER_MODEL_FILES["last"], model.state_dict(), meta)
         save_model_file(out / TEACHER_MODEL_FILES["best_val"], result.best_state, meta)
         metrics["teacher"] = train_agreement(trainer, data)
-    from benchmark.core.runinfo import write_npz_atomic
+    from benchmark.core.atomic import write_npz_atomic
 
     for name, arrays in method.artifacts().items():
         write_npz_atomic(out / name, {k: np.asarray(v) for k, v in arrays.items()})

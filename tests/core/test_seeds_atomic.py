@@ -5,7 +5,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from benchmark.core.runinfo import atomic_path, atomic_write_text, derive_seed, npz_bytes
+from benchmark.core.atomic import atomic_path, atomic_write_text, npz_bytes
+from benchmark.core.seeds import derive_seed
 
 
 def test_derive_seed_matches_hand_computed_sha256():
