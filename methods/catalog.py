@@ -255,7 +255,7 @@ def unknown_method(method) -> str:
     """The line that refuses a method name: the known ones, and the nearest if one is close."""
     import difflib
 
-    close = difflib.get_close_matches(str(method), list(CATALOG), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(method), list(CATALOG))  # the best first
     return (f"unknown method {method!r}; known: {', '.join(CATALOG)}"
             + (f" (did you mean {close[0]!r}?)" if close else ""))
 
@@ -271,8 +271,8 @@ def entry(method: str) -> MethodEntry:
 def method_uses_teachers(method: str, hparams=None) -> bool:
     """Whether a run of ``method`` with these hyper-parameters takes teachers: never for
     NO_TEACHER_METHODS; l2rw and mwnet only with loss kd, their default (the built method
-    says the same: its ``uses_teachers``)."""
-    return CATALOG[method].takes_teachers(hparams) if method in CATALOG else True
+    says the same: its ``uses_teachers``). An unknown method is one line (``entry``)."""
+    return entry(method).takes_teachers(hparams)
 
 
 def check_hparams(method: str, hparams, *, complete: bool = True) -> None:

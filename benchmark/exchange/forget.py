@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 
 from benchmark.core.errors import UserError
-from benchmark.core.layout import RUN_DEPTH
+from benchmark.core.layout import FOLDERS, RUN_DEPTH
 from benchmark.core.runlock import RunLock
 
 SHAPE = ("results/<study>/runs/<dataset>/<noise>/<setup>/<method>/seed<N> or results/<study>/"
@@ -34,7 +34,7 @@ SHAPE = ("results/<study>/runs/<dataset>/<noise>/<setup>/<method>/seed<N> or res
 
 
 #: folder names of a study's own layout: a "study" of that name is part of another layout
-RESERVED = ("runs", "teachers", "checkpoints", "labels", "data", "logs", "tables", "figures")
+RESERVED = FOLDERS
 
 
 def _seed_part(name: str) -> bool:

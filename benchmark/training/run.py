@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmark.core.atomic import write_json_atomic
 from benchmark.core.errors import UserError
 from benchmark.core.hashing import spec_hash
-from benchmark.core.layout import split_results
+from benchmark.core.layout import METRICS, split_results
 from benchmark.core.provenance import provenance
 from benchmark.core.seeds import derive_seed
 from benchmark.data.labels import LabelsFile, read_labels
@@ -93,7 +93,7 @@ def _labels_identity(lf: LabelsFile) -> dict:
 
 def _teacher_info(tdir: Path, which: str, req: RunRequest, lf: LabelsFile) -> dict:
     """A teacher's identity, checked against the student's labels before any training."""
-    metrics_path = tdir / "metrics.json"
+    metrics_path = tdir / METRICS
     model_path = tdir / TEACHER_MODEL_FILES[which]
     for p in (metrics_path, model_path):
         if not p.is_file():
@@ -193,7 +193,7 @@ def run(req: RunRequest) -> dict | None:
     spec = build_spec(req, lf, teachers)
     chash = spec_hash(spec)
     run_id = req.run_id or default_run_id(req.out)
-    metrics_path = Path(req.out) / "metrics.json"
+    metrics_path = Path(req.out) / METRICS
     if metrics_path.exists():
         done = read_metrics(metrics_path)
         if done.get("config_hash") == chash:
@@ -236,10 +236,10 @@ def publish(out: Path, keep: Path, metrics: dict) -> None:
         shutil.rmtree(keep)
     keep.mkdir(parents=True)
     for f in out.iterdir():
-        if f.is_file() and f.name != "metrics.json":
+        if f.is_file() and f.name != METRICS:
             _link(f, keep / f.name)
-    write_json_atomic(keep / "metrics.json", metrics)
-    _link(keep / "metrics.json", out / "metrics.json")
+    write_json_atomic(keep / METRICS, metrics)
+    _link(keep / METRICS, out / METRICS)
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -256,16 +256,16 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def restore_finished(keep: Path, out: Path, chash: str) -> bool:
-    if not (keep / "metrics.json").is_file():
+    if not (keep / METRICS).is_file():
         return False
     try:
-        if json.loads((keep / "metrics.json").read_text()).get("config_hash") != chash:
+        if json.loads((keep / METRICS).read_text()).get("config_hash") != chash:
             return False
     except (OSError, ValueError):
         return False
     out.mkdir(parents=True, exist_ok=True)
     names = sorted(f.name for f in keep.iterdir() if f.is_file())
-    for name in [n for n in names if n != "metrics.json"] + ["metrics.json"]:  # marker last
+    for name in [n for n in names if n != METRICS] + [METRICS]:  # marker last
         _link(keep / name, out / name)
     return True
 

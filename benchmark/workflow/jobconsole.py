@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmark.core.layout import METRICS
+
 #: the first line of a CLI error (benchmark.cli prints "noisykd <command>: error: ...")
 ERROR_LINE = re.compile(r"^noisykd [a-z-]+: error:")
 #: at most this many characters of a log line reach the console
@@ -56,7 +58,7 @@ def finished_metrics(p) -> tuple[list[str], int]:
     """The metrics.json files of a plan's finished runs (teachers and students), and how many
     runs it plans: the progress line of every job and the workflow's final summary."""
     runs = [r.out for r in p.teacher_runs + p.student_runs]
-    done = [f"{out}/metrics.json" for out in runs if os.path.exists(f"{out}/metrics.json")]
+    done = [f"{out}/{METRICS}" for out in runs if os.path.exists(f"{out}/{METRICS}")]
     return done, len(runs)
 
 

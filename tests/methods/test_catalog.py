@@ -175,3 +175,106 @@ def test_config_defaults_and_words_come_from_the_schema():
     helps = {a.dest: a.help for a in teacher._actions}
     assert helps["schedule"] == ", ".join(train["schedule"]["enum"])
     assert helps["augment"] == ", ".join(train["augment"]["enum"])
+
+
+def test_registration_refuses_what_it_must_and_records_the_entry(monkeypatch):
+    from methods.catalog import MethodEntry
+
+    monkeypatch.setattr(base, "METHODS", {})
+
+    class Nameless(base.Method):
+        pass
+
+    with pytest.raises(ValueError, match="missing or registered twice"):
+        base.register_method(Nameless)
+
+    class KD(base.Method):
+        name = "kd"
+
+    assert base.register_method(KD) is KD
+    assert base.METHODS == {"kd": KD} and KD.entry is CATALOG["kd"]
+
+    class KDAgain(base.Method):
+        name = "kd"
+
+    with pytest.raises(ValueError, match="registered twice"):
+        base.register_method(KDAgain)
+    own = MethodEntry("test_own", "label", {}, {}, uses_teachers=False)
+
+    class Own(base.Method):
+        name = "test_own"
+
+    class Misnamed(base.Method):
+        name = "test_misnamed"
+
+    class Listed(base.Method):
+        name = "ce"
+
+    for cls, e in ((Misnamed, own), (Listed, MethodEntry("ce", "label", {}, {}))):
+        with pytest.raises(ValueError, match="an own entry is for test-only methods"):
+            base.register_method(cls, entry=e)
+    assert base.register_method(entry=own)(Own) is Own
+    assert Own.entry is own and base.METHODS["test_own"] is Own and Own.uses_teachers is False
+
+    class Declares(base.Method):
+        name = "kd_union"
+        uses_teachers = True
+        uses_clean_labels = True
+
+    with pytest.raises(ValueError) as err:
+        base.register_method(Declares)
+    assert str(err.value) == ("method 'kd_union' declares uses_teachers, uses_clean_labels: "
+                              "its catalog entry holds them")
+
+
+def test_hyper_parameter_checks_say_exactly_what_is_wrong():
+    from benchmark.core.errors import UserError as Err
+
+    def line(method, hp, **kw):
+        with pytest.raises(Err) as err:
+            catalog.check_hparams(method, hp, **kw)
+        return str(err.value)
+
+    assert line("kd", {"b": 1, "a": 2}) == ("method 'kd': unknown hyper-parameter(s) a, b; "
+                                            "known: T, kd_weight")
+    assert line("ce", {"a": 1}) == "method 'ce': unknown hyper-parameter(s) a; known: none"
+    assert line("kd", {"T": -1}) == "method 'kd': needs hyper-parameter T > 0 (a number), got -1"
+    # a null default that a run must set: refused unless the caller sets it itself
+    assert line("fixed_alpha", {}) == ("method 'fixed_alpha': needs hyper-parameter alpha in "
+                                       "[0, 1] (a number), got None (its default: a run must "
+                                       "set it)")
+    catalog.check_hparams("fixed_alpha", {}, complete=False)
+    catalog.check_hparams("fixed_alpha", {"alpha": 0.5})
+    assert line("kd2", {}) == ("unknown method 'kd2'; known: " + ", ".join(CATALOG)
+                               + " (did you mean 'kd'?)")
+    assert catalog.unknown_method("zzzzzz") == "unknown method 'zzzzzz'; known: " + ", ".join(
+        CATALOG)
+    assert catalog.unknown_method(5) == "unknown method 5; known: " + ", ".join(CATALOG)
+    with pytest.raises(Err, match="unknown method 'nope'"):
+        catalog.method_uses_teachers("nope")
+    assert catalog.method_uses_teachers("ce") is False
+    assert catalog.method_uses_teachers("l2rw", {"loss": "ce"}) is False
+    assert catalog.method_uses_teachers("l2rw") is True
+
+
+def test_allowed_values_are_checked_and_worded_exactly():
+    from methods.hparam_types import Choice, Int, Real, shown
+
+    assert Real(0, 1, high_open=True).ok(0.999) and not Real(0, 1, high_open=True).ok(1)
+    assert Real(0, 1).ok(1) and Real(0, 1).ok(0) and not Real(0, 1, low_open=True).ok(0)
+    assert not Real(0, 1).ok(True) and not Real(0).ok(float("inf")) and Real(0).ok(10**400)
+    assert Real(0, 1).allowed("x") == "x in [0, 1] (a number)"
+    assert Real(0, 1, low_open=True, high_open=True).allowed("x") == "x in (0, 1) (a number)"
+    assert Real(0, low_open=True).allowed("T") == "T > 0 (a number)"
+    assert Real(0, none="the default").allowed("w") == "w >= 0 (a number) or null (the default)"
+    assert Real(high=1, high_open=True).allowed("w") == "w < 1 (a number)"
+    assert Real(high=1).allowed("w") == "w <= 1 (a number)"
+    assert Real(0, 0, text="= 0 (no share)").allowed("s") == "s = 0 (no share)"
+    assert Int(1).allowed("n") == "n >= 1 (an integer)"
+    assert Int(0, none="all").allowed("n") == "n >= 0 (an integer) or null (all)"
+    assert Int(1, none="all").ok(None) and not Int(1).ok(None) and not Int(1).ok(1.0)
+    assert Choice(("a", "b")).allowed("c") == "c one of a, b"
+    assert shown("1e3") == "'1e3' (YAML reads 1e3 as text: write 1.0e3)"
+    assert shown("1E3") == "'1E3' (YAML reads 1e3 as text: write 1.0e3)"
+    assert shown(" 12 ") == "' 12 ' (text, not a number)"
+    assert shown("abc") == "'abc'" and shown(3) == "3"
