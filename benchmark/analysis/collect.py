@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.core.errors import UserError
 from benchmark.core.layout import StudyLayout, setup_kind, teacher_id
-from benchmark.spec.run_metrics import check_metrics
+from benchmark.spec.run_metrics import read_metrics
 
 RUN_COLUMNS = ["dataset", "noise_id", "noise_kind", "rate", "variant", "setup_id", "setup",
                "method", "method_id", "alpha", "seed", "test_acc_best_val", "test_acc_last",
@@ -39,14 +38,6 @@ def resolved_hparams(method: str, given: dict) -> str:
                       sort_keys=True, separators=(",", ":"))
 
 
-def _read(path: Path, kind: str):
-    """A run's metrics.json with the declared keys and types (benchmark/spec/run_metrics.py),
-    else UserError naming the file and key."""
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise UserError(f"{path}: unreadable {path.name} ({exc})") from None
-    return check_metrics(m, str(path), kind)
 
 
 @functools.cache
@@ -81,7 +72,7 @@ def collect_runs(results: Path) -> pd.DataFrame:
     """Every finished student run under ``results/runs`` (its metrics.json), one row each."""
     rows = []
     for path in StudyLayout.of(results).run_metrics():
-        m = _read(path, "student")
+        m = read_metrics(path, "student")
         parts = path.relative_to(results).parts  # runs, dataset, noise, setup, method, seedN
         spec = m["spec"]
         hp = spec.get("method", {}).get("hparams", {})
@@ -122,7 +113,7 @@ def collect_teachers(results: Path) -> pd.DataFrame:
     an older metrics.json does not record one)."""
     rows = []
     for path in StudyLayout.of(results).teacher_metrics():
-        m = _read(path, "teacher")
+        m = read_metrics(path, "teacher")
         parts = path.relative_to(results).parts  # teachers, dataset, noise, teacher id, seedN
         rows.append({"dataset": parts[1], "noise_id": parts[2], "teacher_id": parts[3],
                      "seed": m["spec"]["seed"], "test_acc_last": m["test_acc_last"],

@@ -56,6 +56,7 @@ from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 from benchmark.analysis.scores import METRICS
 from benchmark.analysis.stats import ALPHA, FLAT, holm
 from benchmark.core import layout
+from benchmark.spec.run_metrics import read_metrics
 from benchmark.spec.vocabulary import BETTER, EQUIVALENT, INCONCLUSIVE, MARGIN, WORSE
 
 KEY = ["dataset", "noise_id", "setup_id", "method_id"]
@@ -123,12 +124,11 @@ def spec_differences(a: dict, b: dict) -> list[str]:
 
 
 def _runs_with_specs(folder: Path) -> pd.DataFrame:
-    import json
 
     from benchmark.analysis.collect import collect_runs
 
     runs = collect_runs(folder)
-    metrics = [json.loads((Path(p) / layout.METRICS).read_text()) for p in runs["path"]]
+    metrics = [read_metrics(Path(p) / layout.METRICS) for p in runs["path"]]
     return runs.assign(spec=[m["spec"] for m in metrics],
                        train_loss_last=[m.get("train_loss_last") for m in metrics])
 

@@ -14,9 +14,12 @@ present (older files and hand-written test trees carry fewer). No torch, no nump
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
+from benchmark.core.atomic import write_json_atomic
 from benchmark.core.errors import UserError
 
 KINDS = ("student", "teacher")
@@ -155,6 +158,24 @@ def metrics_problems(m, where: str, kind: str | None = None) -> list[str]:
 def check_metrics(m, where: str, kind: str | None = None):
     """``m`` when it has no problem, else UserError: the first problem (and how many more)."""
     return _raise_first(metrics_problems(m, where, kind)) or m
+
+
+def read_metrics(path, kind: str | None = None) -> dict:
+    """A run's metrics.json, parsed and checked against the declared schema: the one way the
+    suite reads one (UserError naming the file: unreadable, or its first problem)."""
+    path = Path(path)
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UserError(f"{path}: unreadable {path.name} ({exc})") from None
+    return check_metrics(m, str(path), kind)
+
+
+def write_metrics(path, metrics: dict) -> None:
+    """Write a run's metrics.json atomically, once it passes the schema the readers hold it
+    to: the one way the suite writes one."""
+    check_metrics(metrics, str(path), metrics.get("kind"))
+    write_json_atomic(path, metrics)
 
 
 def _raise_first(problems: list[str]) -> None:

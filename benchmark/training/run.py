@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.core.atomic import write_json_atomic
 from benchmark.core.errors import UserError
 from benchmark.core.hashing import spec_hash
 from benchmark.core.layout import METRICS, split_results
 from benchmark.core.provenance import provenance
 from benchmark.core.seeds import derive_seed
 from benchmark.data.labels import LabelsFile, read_labels
+from benchmark.spec.run_metrics import read_metrics, write_metrics
 from benchmark.spec.trainconfig import TrainConfig
 
 METRICS_SCHEMA_VERSION = 1
@@ -71,13 +71,6 @@ def default_run_id(out: Path) -> str:
     """The run's path under its study folder (runs/... or teachers/...)."""
     split = split_results(out)
     return "/".join(split[1].parts) if split else str(out)
-
-
-def read_metrics(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable metrics file: {exc}") from None
 
 
 def _labels_identity(lf: LabelsFile) -> dict:
@@ -238,7 +231,7 @@ def publish(out: Path, keep: Path, metrics: dict) -> None:
     for f in out.iterdir():
         if f.is_file() and f.name != METRICS:
             _link(f, keep / f.name)
-    write_json_atomic(keep / METRICS, metrics)
+    write_metrics(keep / METRICS, metrics)
     _link(keep / METRICS, out / METRICS)
 
 
