@@ -235,17 +235,11 @@ _ENTRIES = (
 CATALOG: MappingProxyType = MappingProxyType({e.name: e for e in _ENTRIES})
 METHOD_NAMES = tuple(CATALOG)
 ALM_METHODS = tuple(e.name for e in _ENTRIES if e.is_alm)
-CONVEX_METHODS = tuple(e.name for e in _ENTRIES if e.convex)
 #: the baselines in the comparisons' order
 BASELINE_ORDER = tuple(sorted((e.name for e in _ENTRIES if not e.is_alm),
                               key=lambda m: CATALOG[m].baseline_rank))
-BASELINE_METHODS = tuple(m for m in METHOD_NAMES if m in BASELINE_ORDER)
 #: methods that train on clean labels (the meta split): every table marks them
 CLEAN_LABEL_METHODS = tuple(e.name for e in _ENTRIES if e.uses_clean_labels)
-#: methods that never take a teacher (they run once per cell and seed, setup "none")
-NO_TEACHER_METHODS = tuple(e.name for e in _ENTRIES if not e.uses_teachers)
-#: the clean-budget baselines: what every ALM method is also compared with
-CLEAN_BUDGET_BASELINES = tuple(e.name for e in _ENTRIES if e.family == "clean_budget")
 HPARAM_DEFAULTS = MappingProxyType({e.name: e.defaults for e in _ENTRIES})
 HPARAM_RULES = MappingProxyType({e.name: e.rules for e in _ENTRIES})
 SHORT = {e.name: e.short for e in _ENTRIES if e.short}
@@ -269,8 +263,8 @@ def entry(method: str) -> MethodEntry:
 
 
 def method_uses_teachers(method: str, hparams=None) -> bool:
-    """Whether a run of ``method`` with these hyper-parameters takes teachers: never for
-    NO_TEACHER_METHODS; l2rw and mwnet only with loss kd, their default (the built method
+    """Whether a run of ``method`` with these hyper-parameters takes teachers: never for ce,
+    ce_clean, ce_union; l2rw and mwnet only with loss kd, their default (the built method
     says the same: its ``uses_teachers``). An unknown method is one line (``entry``)."""
     return entry(method).takes_teachers(hparams)
 

@@ -83,6 +83,8 @@ def parse_hparams(items: list[str]) -> dict:
 
     import yaml
 
+    from methods.hparam_types import NUMBER_TEXT
+
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -93,8 +95,8 @@ def parse_hparams(items: list[str]) -> dict:
         except yaml.YAMLError:
             raise UserError(f"--hparam {item!r}: {value!r} is not a value (a number, a word "
                             "or null)") from None
-        if isinstance(out[key], str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+",
-                                                      out[key]):
+        if (isinstance(out[key], str) and NUMBER_TEXT.fullmatch(out[key])
+                and re.search("[eE]", out[key])):
             out[key] = float(out[key])
     return out
 
@@ -144,6 +146,8 @@ def add_train_runs(sub) -> None:
 def _run_train_runs(args) -> None:
     import json
 
+    from benchmark.core.layout import METRICS
+    from benchmark.spec.run_metrics import read_metrics
     from benchmark.training.run import RunRequest, run
 
     if args.runs_file is None:
@@ -182,7 +186,7 @@ def _run_train_runs(args) -> None:
             print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} "
                   f"(best val epoch {metrics['best_epoch']}), {metrics['train_time_s']:.1f} s")
         else:
-            metrics = json.loads((req.out / "metrics.json").read_text())
+            metrics = read_metrics(req.out / METRICS, req.kind)
         if best is None or metrics["test_acc_best_val"] > best["test_acc_best_val"]:
             best = metrics
     print(job_summary(len(requests), trained, best))

@@ -183,20 +183,12 @@ class StudyLayout:
         return self.root / PLAN_FILE
 
     @property
-    def invocations(self) -> Path:
-        return self.root / LOG_FILE
-
-    @property
     def tables(self) -> Path:
         return self.root / "tables"
 
     @property
     def figures(self) -> Path:
         return self.root / "figures"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
 
     def data_record(self, dataset: str) -> Path:
         return self.root / "data" / f"{dataset}.json"

@@ -188,11 +188,10 @@ def restamp(results: Path) -> int:
     labels file has the sha256 its spec names and, for a run, every teacher it distilled from
     (by spec hash) is present. Returns the number of files re-stamped."""
     results = Path(results)
-    labels_sha = {str(p.relative_to(results)): file_sha256(p)
-                  for p in StudyLayout.of(results).labels_files()}
+    labels = StudyLayout.of(results).labels_files()
+    labels_sha = {str(p.relative_to(results)): file_sha256(p) for p in labels}
     teacher_hashes = set()
-    stages: list[list[Path]] = [sorted(results.glob("data/*.json")),
-                                StudyLayout.of(results).labels_files(), [], []]
+    stages: list[list[Path]] = [sorted(results.glob("data/*.json")), labels, [], []]
     for stage, pattern in ((2, layout.TEACHER_GLOB), (3, layout.RUN_GLOB)):
         for d in sorted(results.glob(pattern)):
             try:
