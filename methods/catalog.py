@@ -269,6 +269,14 @@ def method_uses_teachers(method: str, hparams=None) -> bool:
     return entry(method).takes_teachers(hparams)
 
 
+def selected_hparam(method) -> str | None:
+    """The hyper-parameter the tables choose per seed for ``method`` (its entry's
+    ``selected``: fixed_alpha's alpha), None for a method without one or a name the catalog
+    does not hold (a results folder may hold a method this version no longer has)."""
+    e = CATALOG.get(method) if isinstance(method, str) else None
+    return e.selected if e is not None else None
+
+
 def check_hparams(method: str, hparams, *, complete: bool = True) -> None:
     """``MethodEntry.check`` for a method named by the user: an unknown name is one line
     naming the known ones."""

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from benchmark.data.labels import LabelsRequest, read_labels, write_labels
 from benchmark.data.noise import NoiseSpec
+from benchmark.plan.specs import RunSpec
 from benchmark.spec.trainconfig import TrainConfig
-from benchmark.training.run import RunRequest, run
+from benchmark.training.run import run
 
 
 def main() -> int:
@@ -38,9 +39,8 @@ def main() -> int:
         labels = root / "labels.npz"
         write_labels(LabelsRequest(args.dataset, NoiseSpec("symmetric", 0.4), 0), labels)
         cfg = TrainConfig(epochs=args.epochs, batch_size=128, lr=0.1, schedule="cosine")
-        base = dict(dataset=args.dataset, labels_path=labels, arch=args.arch, seed=0,
-                    progress=False)
-        teacher = RunRequest(kind="teacher", out=root / "teacher", cfg=cfg, **base)
+        base = dict(dataset=args.dataset, labels=labels, arch=args.arch, seed=0)
+        teacher = RunSpec(kind="teacher", out=root / "teacher", train=cfg, **base)
         run(teacher)
         # every 10 epochs from epoch 0: the authors' refresh rate over the whole training
         alm = {"meta_start": 0, "meta_every": 10}
@@ -53,8 +53,8 @@ def main() -> int:
         times: dict[str, list[float]] = {}
         per_step: dict[str, list[float]] = {}
         for i, (method, hp, c) in enumerate(plan):
-            m = run(RunRequest(kind="student", out=root / f"{i}-{method}", cfg=c, method=method,
-                               hparams=hp, teacher_dirs=[teacher.out], **base))
+            m = run(RunSpec(kind="student", out=root / f"{i}-{method}", train=c, method=method,
+                               hparams=hp, teachers=[teacher.out], **base))
             key = f"{method}@{c.epochs}"
             times.setdefault(key, []).append(m["train_time_s"] / c.epochs)
             per_step.setdefault(key, []).append(m["train_time_s"] / (c.epochs * steps_per_epoch))

@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.data.labels import LabelsRequest, write_labels  # noqa: E402
 from benchmark.data.noise import NoiseSpec  # noqa: E402
+from benchmark.plan.specs import RunSpec
 from benchmark.spec.trainconfig import TrainConfig  # noqa: E402
-from benchmark.training.run import RunRequest, run  # noqa: E402
+from benchmark.training.run import RunOptions, run  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -42,22 +43,22 @@ def main(argv=None) -> None:
     rows = []
     t0 = time.perf_counter()
     for seed in args.seeds:
-        labels = args.out / "labels" / f"seed{seed}.npz"
+        labels = args.out_dir / "labels" / f"seed{seed}.npz"
         if not labels.exists():
             write_labels(LabelsRequest("synthetic", NoiseSpec("symmetric", 0.4,
                                                               include_true=True), seed), labels)
         for tl in ("clean", "noisy"):
-            t = RunRequest(kind="teacher", dataset="synthetic", labels_path=labels,
-                           arch="mlp_80", seed=seed, out=args.out / "teachers" / f"{tl}{seed}",
-                           cfg=cfg, teacher_labels=tl, progress=False, threads=1)
-            run(t)
+            t = RunSpec(kind="teacher", dataset="synthetic", labels=labels,
+                           arch="mlp_80", seed=seed, out=args.out_dir / "teachers" / f"{tl}{seed}",
+                           train=cfg, teacher_labels=tl)
+            run(t, RunOptions(threads=1))
             for method in args.methods:
-                s = RunRequest(kind="student", dataset="synthetic", labels_path=labels,
+                s = RunSpec(kind="student", dataset="synthetic", labels=labels,
                                arch="mlp_50", seed=seed,
-                               out=args.out / "runs" / f"{method}-{tl}T-{seed}", cfg=cfg,
-                               method=method, teacher_dirs=[t.out], progress=False, threads=1)
-                run(s)
-                a = np.load(s.out / "alpha.npz")
+                               out=args.out_dir / "runs" / f"{method}-{tl}T-{seed}", train=cfg,
+                               method=method, teachers=[t.out])
+                run(s, RunOptions(threads=1))
+                a = np.load(s.out_dir / "alpha.npz")
                 w = a["weights"][-1]
                 share = w[:, 1:].sum(1) / w.sum(1)
                 noisy = a["clean_labels"] != a["noisy_labels"]
@@ -69,7 +70,7 @@ def main(argv=None) -> None:
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    df.to_csv(args.out / "mechanism.csv", index=False)
+    df.to_csv(args.out_dir / "mechanism.csv", index=False)
     print("\n| method | teacher trained on | KD share, noisy labels | KD share, clean labels "
           "| CE weight, noisy | CE weight, clean | noisy > clean in |")
     print("|---|---|---|---|---|---|---|")

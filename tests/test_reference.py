@@ -25,7 +25,8 @@ def _identity(run: grid.RunSpec, root: str) -> tuple:
     """Everything of a run that its spec is made from, with paths relative to the study."""
     rel = str(Path(run.out).relative_to(root))
     teachers = tuple(str(Path(t).relative_to(root)) for t in run.teachers)
-    return json.dumps([run.kind, rel, run.dataset, run.noise.to_dict(), run.seed, run.arch,
+    labels = str(Path(run.labels).relative_to(root))
+    return json.dumps([run.kind, rel, run.dataset, labels, run.seed, run.arch,
                        dict(run.train), run.method, dict(run.hparams), teachers,
                        run.teacher_labels, run.teacher_checkpoint], sort_keys=True)
 
@@ -50,7 +51,7 @@ def test_the_slice_covers_what_issue_16_asks():
     for dataset in ("synthetic", "fashion_mnist"):
         ref_methods = {r.method for r in ref.student_runs if r.dataset == dataset}
         assert {r.method for r in sl.student_runs if r.dataset == dataset} == ref_methods
-    fm_cells = {(r.noise.id, Path(r.out).parts[-3]) for r in sl.student_runs
+    fm_cells = {(Path(r.labels).parent.name, Path(r.out).parts[-3]) for r in sl.student_runs
                 if r.dataset == "fashion_mnist" and r.teachers}  # ce, ce_clean, ce_union: none
     assert len(fm_cells) == 1
     assert {r.seed for r in sl.student_runs} == {0, 1}  # two shared seeds: paired compare

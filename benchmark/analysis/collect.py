@@ -17,6 +17,7 @@ import pandas as pd
 
 from benchmark.core.layout import StudyLayout, setup_kind, teacher_id
 from benchmark.spec.run_metrics import read_metrics
+from methods.catalog import selected_hparam
 
 RUN_COLUMNS = ["dataset", "noise_id", "noise_kind", "rate", "variant", "setup_id", "setup",
                "method", "method_id", "alpha", "seed", "test_acc_best_val", "test_acc_last",
@@ -74,26 +75,31 @@ def collect_runs(results: Path) -> pd.DataFrame:
     for path in StudyLayout.of(results).run_metrics():
         m = read_metrics(path, "student")
         parts = path.relative_to(results).parts  # runs, dataset, noise, setup, method, seedN
-        spec = m["spec"]
-        hp = spec.get("method", {}).get("hparams", {})
-        method = spec.get("method", {}).get("name", "ce")
-        git = m.get("provenance", {}).get("git", {})
+        spec, hp, method, git = m.spec, m.hparams, m.method, m.git
         rows.append({
             "dataset": parts[1], "noise_id": parts[2], **_noise_fields(parts[2]),
             "setup_id": parts[3], "setup": setup_kind(parts[3]),
             "method": method, "method_id": parts[4],
-            "alpha": hp.get("alpha"), "seed": spec["seed"],
-            "test_acc_best_val": m["test_acc_best_val"], "test_acc_last": m["test_acc_last"],
-            "val_acc_best": m["val_acc_best"], "val_acc_last": m["val_acc_last"],
-            "best_epoch": m["best_epoch"], "epochs": m["epochs"],
+            "alpha": _selected_value(method, hp), "seed": m.seed,
+            "test_acc_best_val": m.test_acc_best_val, "test_acc_last": m.test_acc_last,
+            "val_acc_best": m.val_acc_best, "val_acc_last": m.val_acc_last,
+            "best_epoch": m.best_epoch, "epochs": m.epochs,
             "images_per_s": m.get("images_per_s"), "train_time_s": m.get("train_time_s"),
             "teacher_ids": tuple(teacher_id(t["arch"], t.get("teacher_labels"))
-                                 for t in spec.get("teachers", [])),
+                                 for t in m.teachers),
             **_spec_hashes(spec), "git_commit": git.get("commit"),
             "git_dirty": git.get("dirty"), "path": str(path.parent),
-            "train_subset": spec.get("labels", {}).get("train_subset"),
+            "train_subset": m.labels.get("train_subset"),
             "hparams": resolved_hparams(method, hp)})
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _selected_value(method: str, hparams: dict):
+    """The value of the hyper-parameter the tables choose per seed for ``method`` (the
+    catalog's ``selected``; the column is named ``alpha`` after fixed_alpha's, the only
+    one today), None for a method without one."""
+    key = selected_hparam(method)
+    return hparams.get(key) if key else None
 
 
 def train_subsets(runs: pd.DataFrame) -> dict[str, list[int]]:
@@ -116,8 +122,8 @@ def collect_teachers(results: Path) -> pd.DataFrame:
         m = read_metrics(path, "teacher")
         parts = path.relative_to(results).parts  # teachers, dataset, noise, teacher id, seedN
         rows.append({"dataset": parts[1], "noise_id": parts[2], "teacher_id": parts[3],
-                     "seed": m["spec"]["seed"], "test_acc_last": m["test_acc_last"],
-                     "test_acc_best_val": m["test_acc_best_val"],
+                     "seed": m.seed, "test_acc_last": m.test_acc_last,
+                     "test_acc_best_val": m.test_acc_best_val,
                      **{k: _fraction(m.get("teacher", {}).get(k)) for k in (
                          "agreement_given", "agreement_noisy", "agreement_clean")},
                      "path": str(path.parent)})

@@ -22,6 +22,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from methods.catalog import selected_hparam
+
 METRICS = {"best": ("test_acc_best_val", "val_acc_best"), "last": ("test_acc_last", "val_acc_last")}
 CELL = ["dataset", "noise_id", "setup"]
 SCORE_COLUMNS = CELL + ["method", "seed", "row", "score", "alpha", "path", "method_id",
@@ -48,8 +50,9 @@ def _variant(method: str, hparams: str) -> str:
     """What makes a run's variant of its method: its resolved hyper-parameters (compact
     sorted JSON), less fixed_alpha's alpha (its alphas are one row)."""
     hp = json.loads(hparams) if isinstance(hparams, str) and hparams else {}  # NaN: none
-    if method == "fixed_alpha":
-        hp.pop("alpha", None)
+    key = selected_hparam(method)
+    if key:
+        hp.pop(key, None)
     return json.dumps(hp, sort_keys=True, separators=(",", ":"))
 
 
@@ -104,7 +107,10 @@ def method_scores(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     frame = frame.assign(row=[names[(m, v)] for m, v in zip(frame["method"], variant,
                                                              strict=True)],
                          hparams=variant, method_ids=frame["method_id"])
-    fa = frame["method"] == "fixed_alpha"
+    # the methods whose selected hyper-parameter's values are one row (fixed_alpha's alpha):
+    # each seed keeps the value with the best validation accuracy; collect.py put it in
+    # the ``alpha`` column
+    fa = frame["method"].map(lambda m: selected_hparam(m) is not None).astype(bool)
     key = CELL + ["row"]
     candidates = (frame[fa].groupby(key)["method_id"]
                   .agg(lambda ids: ";".join(sorted(set(ids)))))
@@ -115,7 +121,8 @@ def method_scores(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
               .drop_duplicates(key + ["seed"]))
     picked = picked.drop(columns="method_ids").merge(
         candidates.rename("method_ids").reset_index(), on=key, how="left")
-    rest = frame[frame["method"] != "fixed_alpha"].assign(alpha=np.nan)
+    rest = frame[~frame["method"].map(lambda m: selected_hparam(m) is not None)
+                 .astype(bool)].assign(alpha=np.nan)
     out = pd.concat([rest, picked], ignore_index=True)
     out = out.assign(score=100.0 * out[test_col].astype(float),
                      alpha=out["alpha"].astype(float))

@@ -102,7 +102,8 @@ def parse_hparams(items: list[str]) -> dict:
 
 
 def _run_training(args) -> None:
-    from benchmark.training.run import RunRequest, run
+    from benchmark.plan.specs import RunSpec
+    from benchmark.training.run import RunOptions, run
     from methods.catalog import check_hparams
 
     cfg = _train_config(args)
@@ -112,16 +113,12 @@ def _run_training(args) -> None:
     from benchmark.training.engine import resolve_device
 
     resolve_device(cfg.device)  # a device this machine lacks, before the run's folders
-    spec = {"kind": args.command, "dataset": args.dataset, "labels": args.labels,
-            "arch": args.arch, "seed": args.seed, "out": args.out, "train": cfg.to_dict(),
-            "method": method, "hparams": hparams,
-            "teachers": getattr(args, "teacher", None) or [],
-            "teacher_checkpoint": getattr(args, "teacher_checkpoint", "last"),
-            "teacher_labels": getattr(args, "teacher_labels", "noisy"),
-            "data_root": args.data_root}
-    req = RunRequest.from_spec(spec, checkpoint_dir=args.checkpoint_dir, threads=args.threads,
-                               progress=args.progress, run_id=args.run_id)
-    metrics = run(req)
+    spec = RunSpec(args.command, args.dataset, args.labels, args.arch, args.seed, args.out, cfg,
+                   method, hparams, getattr(args, "teacher", None) or [],
+                   getattr(args, "teacher_labels", "noisy"),
+                   getattr(args, "teacher_checkpoint", "last"), args.data_root)
+    metrics = run(spec, RunOptions(args.checkpoint_dir, args.threads, args.progress,
+                                   args.run_id))
     if metrics:
         print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} at best val "
               f"epoch {metrics['best_epoch']}, {metrics['test_acc_last']:.4f} at the last "
@@ -132,8 +129,8 @@ def add_train_runs(sub) -> None:
     p = sub.add_parser("train-runs", help="train a list of runs given as JSON (what workflow "
                                           "jobs call; finished runs are skipped)")
     given = p.add_mutually_exclusive_group(required=True)
-    given.add_argument("--runs", help="JSON list of run specs (benchmark/plan/grid.py: "
-                                      "RunSpec.request); every spec is checked before the "
+    given.add_argument("--runs", help="JSON list of run specs (benchmark/plan/specs.py: "
+                                      "RunSpec.to_json); every spec is checked before the "
                                       "first trains; an empty list trains nothing and exits 0")
     given.add_argument("--runs-file", type=Path,
                        help="the same JSON in a file, or - for standard input (workflow jobs: "
@@ -148,7 +145,7 @@ def _run_train_runs(args) -> None:
 
     from benchmark.core.layout import METRICS
     from benchmark.spec.run_metrics import read_metrics
-    from benchmark.training.run import RunRequest, run
+    from benchmark.training.run import RunOptions, run
 
     if args.runs_file is None:
         text, source = args.runs, "--runs"
@@ -162,31 +159,29 @@ def _run_train_runs(args) -> None:
         specs = json.loads(text)
     except ValueError as exc:
         raise UserError(f"{source} is not valid JSON: {exc}") from None
-    from benchmark.plan.grid import check_request
+    from benchmark.plan.specs import RunSpec
 
     if not isinstance(specs, list):
         kinds = {dict: "an object", str: "a string", bool: "true or false", type(None): "null"}
         raise UserError(f"{source} must be a JSON list of run specs (objects), got "
                         f"{kinds.get(type(specs), 'a number')}")
-    for i, s in enumerate(specs):  # every spec checked before the first one trains
-        check_request(s, f"{source}: run {i}")
-    if specs:
+    # every spec checked before the first one trains
+    requests = [RunSpec.from_json(s, f"{source}: run {i}") for i, s in enumerate(specs)]
+    if requests:
         from benchmark.training.engine import resolve_device
 
-        for device in sorted({s["train"].get("device", "auto") for s in specs}):
+        for device in sorted({r.cfg.device for r in requests}):
             resolve_device(device)  # a device this machine lacks
-    # all checked before the first one trains
-    requests = [RunRequest.from_spec(s, threads=args.threads, progress=args.progress)
-                for s in specs]
+    options = RunOptions(threads=args.threads, progress=args.progress)
     trained, best = 0, None
     for req in requests:
-        metrics = run(req)
+        metrics = run(req, options)
         if metrics:
             trained += 1
             print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} "
                   f"(best val epoch {metrics['best_epoch']}), {metrics['train_time_s']:.1f} s")
         else:
-            metrics = read_metrics(req.out / METRICS, req.kind)
+            metrics = read_metrics(req.out_dir / METRICS, req.kind)
         if best is None or metrics["test_acc_best_val"] > best["test_acc_best_val"]:
             best = metrics
     print(job_summary(len(requests), trained, best))

@@ -129,7 +129,7 @@ def _runs_with_specs(folder: Path) -> pd.DataFrame:
 
     runs = collect_runs(folder)
     metrics = [read_metrics(Path(p) / layout.METRICS) for p in runs["path"]]
-    return runs.assign(spec=[m["spec"] for m in metrics],
+    return runs.assign(spec=[m.spec for m in metrics],
                        train_loss_last=[m.get("train_loss_last") for m in metrics])
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from benchmark.core import layout
 from benchmark.core.errors import UserError
 from benchmark.core.layout import (
     dataset_dir,
-    labels_path,  # noqa: F401 (the rules read it through grid)
+    labels_path,
     report_tables,
     setup_id,
     setup_kind,  # noqa: F401 (read through grid)
@@ -54,7 +55,6 @@ from benchmark.plan.specs import (
     MethodSpec,
     Plan,
     RunSpec,
-    check_request,  # noqa: F401 (the CLI reads it through grid)
     method_id,  # noqa: F401 (read through grid)
 )
 from benchmark.spec.protocol import PROTOCOLS
@@ -82,8 +82,43 @@ def _check_analysis(analysis) -> None:
               f"{', '.join(FACTORS)})")
 
 
-def plan(config: dict) -> Plan:
-    """Every labels file, teacher and student run of a config; ``UserError`` names a bad key."""
+@dataclass(frozen=True)
+class _Study:
+    """The study-wide settings of a config, checked (``_study_settings``)."""
+
+    study: str
+    root: str
+    seeds: list
+    chunks: list  # the seeds of one job each
+    datasets: list
+    noises_of: dict  # dataset name -> its noises
+    setups: list
+    methods: list
+    teacher_labels: list
+    teacher_checkpoint: str
+    runtime: dict
+    pack: bool
+    protocol: str
+
+
+@dataclass(frozen=True)
+class _Dataset:
+    """One dataset entry's settings, the study's overridden by its own keys, checked."""
+
+    name: str
+    ddir: str  # its folder under runs/ and teachers/ (the protocol's suffix)
+    student: str
+    setups: list
+    teacher_labels: list
+    methods: list
+    uses_teachers: bool
+    train: object  # TrainConfig
+    teacher_train: object
+    setup_archs: dict  # setup -> its teacher architectures
+
+
+def _study_settings(config: dict) -> _Study:
+    """The top-level keys, checked in one pass (the first bad key is the error)."""
     unknown = set(config) - TOP_KEYS
     need(not unknown, ", ".join(sorted(unknown)), "unknown top-level key")
     _check_analysis(config.get("analysis", {}))
@@ -93,7 +128,6 @@ def plan(config: dict) -> Plan:
           and study not in RESERVED_STUDY_NAMES, "study",
           f"a folder name (letters, digits, _ . -; not {', '.join(RESERVED_STUDY_NAMES)}), "
           f"got {study!r}")
-    root = study_root(study)
     for key in ("data_root", "cifar_n_dir"):
         value = config.get(key)
         need(value is None or (isinstance(value, str) and value and "\x00" not in value),
@@ -127,7 +161,6 @@ def plan(config: dict) -> Plan:
     need(isinstance(per_job, int) and per_job >= 1, "seeds_per_job", "an integer >= 1")
     pack = config.get("pack_methods", False)
     need(isinstance(pack, bool), "pack_methods", "true or false")
-
     noises_of = {}
     for d in datasets:
         noises_of[d["name"]] = (noise_specs({"noise": d["noise"]}) if "noise" in d
@@ -137,104 +170,131 @@ def plan(config: dict) -> Plan:
                 raise UserError(f"config key 'noise': human variant {n.variant!r} does not exist "
                                 f"for dataset {d['name']!r} (human noise: cifar10 aggre/worst/"
                                 "random1-3, cifar100 noisy)")
-    labels, teacher_jobs, student_jobs = [], [], []
+    protocol = config.get("protocol", "suite")
+    need(protocol in PROTOCOLS, "protocol",
+          f"one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    return _Study(study, study_root(study), seeds,
+                  [seeds[i:i + per_job] for i in range(0, len(seeds), per_job)], datasets,
+                  noises_of, setups, methods, t_labels, t_ckpt, runtime, pack, protocol)
+
+
+def _dataset_settings(config: dict, d: dict, st: _Study, seen_dirs: set,
+                      split_of: dict) -> _Dataset:
+    """One dataset entry, checked: its keys, its folder (once per protocol), its labels
+    split (one per dataset: its labels files are shared), its setups' teachers."""
+    name = d["name"]
+    where = f"datasets[{name}]"  # a dataset's setups, teacher labels and methods override
+    need("student" in d, where, "needs 'student' (an architecture)")
+    check_archs(d, where)
+    protocol = d.get("protocol", st.protocol)
+    need(protocol in PROTOCOLS, f"{where}.protocol",
+          f"one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    ddir = dataset_dir(name, protocol)
+    need(ddir not in seen_dirs, where,
+          f"listed twice under protocol {protocol!r} (its teachers and runs live in one "
+          f"folder, runs/{ddir}); list it once, or once per protocol")
+    seen_dirs.add(ddir)
+    split = (val_fraction_of(config, name), d.get("train_subset"),
+             select_fraction_of(config, name, protocol, d))
+    need(split_of.setdefault(name, split) == split, where,
+          "its entries differ in val_fraction, train_subset or select_fraction (its "
+          "default differs by protocol: set it), but share its labels files (labels do "
+          "not depend on the protocol)")
+    d_setups = setups_of(d["setups"], f"{where}.setups") if "setups" in d else st.setups
+    d_tl = (teacher_labels_of(d["teacher_labels"], f"{where}.teacher_labels")
+            if "teacher_labels" in d else st.teacher_labels)
+    d_methods = st.methods
+    if "methods" in d:
+        d_methods = methods_of(d, f"{where}.methods")
+        check_method_hparams(d_methods, f"{where}.methods")
+    uses_teachers = any(m.uses_teachers for m in d_methods)
+    train = train_config_of(d.get("train"), f"{where}.train", st.runtime, protocol)
+    t_train = train_config_of(d.get("teacher_train", d.get("train")),
+                              f"{where}.teacher_train", st.runtime, protocol)
+    for m in d_methods:
+        if m.name in ALM_METHODS:
+            start = dict(m.hparams).get("meta_start", 10)
+            need(train.epochs > start, f"{where}.train.epochs",
+                  f"{train.epochs} epochs do not exceed meta_start {start} of {m.id}")
+    setup_archs = {"single": [d.get("teacher")], "multi": list(d.get("multi_teachers") or []),
+                   "self": [d["student"]]}
+    if uses_teachers:
+        for s in d_setups:
+            need(all(setup_archs[s]) and setup_archs[s], where,
+                  f"setup {s!r} needs " + ("'teacher'" if s == "single" else
+                                            "'multi_teachers'" if s == "multi" else
+                                            "'student'"))
+        check_convex(d_methods, [len(setup_archs[s]) for s in d_setups], protocol, name)
+    return _Dataset(name, ddir, d["student"], d_setups, d_tl, d_methods, uses_teachers, train,
+                    t_train, setup_archs)
+
+
+def _teacher_jobs(ds: _Dataset, n: NoiseSpec, st: _Study) -> list[Job]:
+    """The teacher jobs of one (dataset, noise): one per architecture (all of them in one
+    with pack_methods) and teacher labels, per chunk of seeds."""
+    archs = (sorted({a for s in ds.setups for a in ds.setup_archs[s]}) if ds.uses_teachers
+             else [])
+    groups = [archs] if st.pack and archs else [[a] for a in archs]
+    jobs = []
+    for tl in ds.teacher_labels:
+        for group in groups:
+            for chunk in st.chunks:
+                runs = [RunSpec("teacher", ds.name,
+                                labels_path(ds.name, n.id, seed, st.root), arch, seed,
+                                teacher_dir(ds.ddir, n.id, arch, tl, seed, st.root),
+                                ds.teacher_train, teacher_labels=tl)
+                        for arch in group for seed in chunk]
+                label = "+".join(teacher_id(a, tl) for a in group)
+                jobs.append(Job(f"teacher.{ds.ddir}.{n.id}.{label}.s{chunk[0]}-{chunk[-1]}",
+                                "teacher", runs, sorted({r.labels for r in runs})))
+    return jobs
+
+
+def _student_jobs(ds: _Dataset, n: NoiseSpec, st: _Study) -> list[Job]:
+    """The student jobs of one (dataset, noise): one per (setup, method) (per setup with
+    pack_methods), per chunk of seeds; a method without teachers in setup ``none``."""
+    cells: dict[tuple, list[tuple[MethodSpec, list[str], str]]] = {}
+    for m in ds.methods:
+        m_cells = ([("none", [], "noisy")] if not m.uses_teachers else
+                   [(setup_id(s, ds.setup_archs[s], tl), ds.setup_archs[s], tl)
+                    for s in ds.setups for tl in ds.teacher_labels])
+        for sid, archs, tl in m_cells:
+            key = (sid,) if st.pack else (sid, m.id)
+            cells.setdefault(key, []).append((m, archs, tl))
+    jobs = []
+    for key, members in cells.items():
+        for chunk in st.chunks:
+            runs = [RunSpec("student", ds.name, labels_path(ds.name, n.id, seed, st.root),
+                            ds.student, seed,
+                            layout.run_dir(ds.ddir, n.id, key[0], m.id, seed, st.root),
+                            ds.train, m.name, m.hparams,
+                            tuple(teacher_dir(ds.ddir, n.id, a, tl, seed, st.root)
+                                  for a in archs), tl, st.teacher_checkpoint)
+                    for m, archs, tl in members for seed in chunk]
+            inputs = sorted({r.labels for r in runs} | {
+                f"{t}/{f}" for r in runs for t in r.teachers
+                for f in (layout.METRICS,) + layout.TEACHER_MODELS})
+            jobs.append(Job(f"student.{ds.ddir}.{n.id}.{'.'.join(key)}.s{chunk[0]}-{chunk[-1]}",
+                            "student", runs, inputs))
+    return jobs
+
+
+def plan(config: dict) -> Plan:
+    """Every labels file, teacher and student run of a config; ``UserError`` names a bad key
+    (every key is checked before a run is planned)."""
+    st = _study_settings(config)
     seen_dirs: set[str] = set()
     split_of: dict[str, tuple] = {}
-    chunks = [seeds[i:i + per_job] for i in range(0, len(seeds), per_job)]
-    top_protocol = config.get("protocol", "suite")
-    need(top_protocol in PROTOCOLS, "protocol",
-          f"one of {', '.join(PROTOCOLS)}, got {top_protocol!r}")
-    for d in datasets:
-        name = d["name"]
-        need("student" in d, f"datasets[{name}]", "needs 'student' (an architecture)")
-        check_archs(d, f"datasets[{name}]")
-        protocol = d.get("protocol", top_protocol)
-        need(protocol in PROTOCOLS, f"datasets[{name}].protocol",
-              f"one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-        ddir = dataset_dir(name, protocol)
-        need(ddir not in seen_dirs, f"datasets[{name}]",
-              f"listed twice under protocol {protocol!r} (its teachers and runs live in one "
-              f"folder, runs/{ddir}); list it once, or once per protocol")
-        seen_dirs.add(ddir)
-        split = (val_fraction_of(config, name), d.get("train_subset"),
-                 select_fraction_of(config, name, protocol, d))
-        need(split_of.setdefault(name, split) == split, f"datasets[{name}]",
-              "its entries differ in val_fraction, train_subset or select_fraction (its "
-              "default differs by protocol: set it), but share its labels files (labels do "
-              "not depend on the protocol)")
-        where = f"datasets[{name}]"  # a dataset's setups, teacher labels and methods override
-        d_setups = setups_of(d["setups"], f"{where}.setups") if "setups" in d else setups
-        d_tl = (teacher_labels_of(d["teacher_labels"], f"{where}.teacher_labels")
-                if "teacher_labels" in d else t_labels)
-        d_methods = methods
-        if "methods" in d:
-            d_methods = methods_of(d, f"{where}.methods")
-            check_method_hparams(d_methods, f"{where}.methods")
-        uses_teachers = any(m.uses_teachers for m in d_methods)
-        train = train_config_of(d.get("train"), f"datasets[{name}].train", runtime, protocol)
-        t_train = train_config_of(d.get("teacher_train", d.get("train")),
-                                f"datasets[{name}].teacher_train", runtime, protocol)
-        for m in d_methods:
-            if m.name in ALM_METHODS:
-                start = dict(m.hparams).get("meta_start", 10)
-                need(train.epochs > start, f"datasets[{name}].train.epochs",
-                      f"{train.epochs} epochs do not exceed meta_start {start} of {m.id}")
-        setup_archs = {"single": [d.get("teacher")], "multi": list(d.get("multi_teachers") or []),
-                       "self": [d["student"]]}
-        if uses_teachers:
-            for s in d_setups:
-                need(all(setup_archs[s]) and setup_archs[s], f"datasets[{name}]",
-                      f"setup {s!r} needs " + ("'teacher'" if s == "single" else
-                                                "'multi_teachers'" if s == "multi" else
-                                                "'student'"))
-            check_convex(d_methods, [len(setup_archs[s]) for s in d_setups], protocol, name)
-        for n in noises_of[name]:
-            for seed in seeds:
-                labels.append((name, n, seed))
-            for tl in d_tl:
-                archs = (sorted({a for s in d_setups for a in setup_archs[s]}) if uses_teachers
-                         else [])
-                groups = [archs] if pack and archs else [[a] for a in archs]
-                for group in groups:
-                    for chunk in chunks:
-                        runs = [RunSpec("teacher", name, n, seed, arch,
-                                        teacher_dir(ddir, n.id, arch, tl, seed, root),
-                                        tuple(sorted(t_train.to_dict().items())),
-                                        teacher_labels=tl, root=root)
-                                for arch in group for seed in chunk]
-                        label = "+".join(teacher_id(a, tl) for a in group)
-                        teacher_jobs.append(Job(
-                            f"teacher.{ddir}.{n.id}.{label}.s{chunk[0]}-{chunk[-1]}",
-                            "teacher", runs, sorted({r.labels for r in runs})))
-            cells: dict[tuple, list[tuple[MethodSpec, list[str], str]]] = {}
-            for m in d_methods:
-                m_cells = ([("none", [], "noisy")] if not m.uses_teachers else
-                           [(setup_id(s, setup_archs[s], tl), setup_archs[s], tl)
-                            for s in d_setups for tl in d_tl])
-                for sid, archs, tl in m_cells:
-                    key = (sid,) if pack else (sid, m.id)
-                    cells.setdefault(key, []).append((m, archs, tl))
-            for key, members in cells.items():
-                for chunk in chunks:
-                    runs = []
-                    for m, archs, tl in members:
-                        for seed in chunk:
-                            tdirs = tuple(teacher_dir(ddir, n.id, a, tl, seed, root)
-                                          for a in archs)
-                            runs.append(RunSpec(
-                                "student", name, n, seed, d["student"],
-                                layout.run_dir(ddir, n.id, key[0], m.id, seed, root),
-                                tuple(sorted(train.to_dict().items())), m.name, m.hparams,
-                                tdirs, tl, t_ckpt, root))
-                    inputs = sorted({r.labels for r in runs} | {
-                        f"{t}/{f}" for r in runs for t in r.teachers
-                        for f in (layout.METRICS,) + layout.TEACHER_MODELS})
-                    student_jobs.append(Job(
-                        f"student.{ddir}.{n.id}.{'.'.join(key)}.s{chunk[0]}-{chunk[-1]}",
-                        "student", runs, inputs))
+    labels, teacher_jobs, student_jobs = [], [], []
+    for d in st.datasets:
+        ds = _dataset_settings(config, d, st, seen_dirs, split_of)
+        for n in st.noises_of[ds.name]:
+            labels += [(ds.name, n, seed) for seed in st.seeds]
+            teacher_jobs += _teacher_jobs(ds, n, st)
+            student_jobs += _student_jobs(ds, n, st)
     if not student_jobs:
         raise UserError("config: the grid is empty")
-    result = Plan(labels, teacher_jobs, student_jobs, runtime, config, study)
+    result = Plan(labels, teacher_jobs, student_jobs, st.runtime, config, st.study)
     outs = Counter(o for j in teacher_jobs + student_jobs for o in j.outputs)
     dup = sorted(o for o, k in outs.items() if k > 1)
     if dup:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from benchmark.core import layout
 from benchmark.core.errors import UserError
@@ -53,27 +54,50 @@ class MethodSpec:
         return method_uses_teachers(self.name, dict(self.hparams))
 
 
+def _pairs(value) -> tuple:
+    """Sorted (key, value) pairs of a mapping, a TrainConfig or pairs already."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    return tuple(sorted(dict(value).items()))
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run, as `noisykd train-runs` receives it."""
+    """One training run: what the planner plans, what ``noisykd train-runs`` receives as
+    JSON (``to_json``, ``from_json``: the one record from the planner to the training
+    process) and what ``benchmark.training.run.run`` trains. ``noisykd teacher|student``
+    builds one from its flags. Paths are strings; ``train`` and ``hparams`` are sorted
+    pairs (the record is hashable); the constructor also takes a TrainConfig, mappings and
+    paths. Torch-free."""
 
-    kind: str
+    kind: str  # teacher or student
     dataset: str
-    noise: NoiseSpec
-    seed: int
+    labels: str  # its labels file
     arch: str
-    out: str
+    seed: int
+    out: str  # the run folder
     train: tuple  # sorted (key, value) pairs of TrainConfig fields
     method: str = "ce"
-    hparams: tuple = ()
+    hparams: tuple = ()  # sorted (key, value) pairs, as given (a protocol fills the rest)
     teachers: tuple = ()  # teacher run folders
     teacher_labels: str = "noisy"
     teacher_checkpoint: str = "last"
-    root: str = "results"  # the study folder
+    data_root: str | None = None
+
+    def __post_init__(self):
+        norm = {"labels": str(self.labels), "out": str(self.out), "train": _pairs(self.train),
+                "hparams": _pairs(self.hparams), "teachers": tuple(map(str, self.teachers)),
+                "data_root": None if self.data_root is None else str(self.data_root)}
+        for key, value in norm.items():
+            object.__setattr__(self, key, value)
 
     @property
-    def labels(self) -> str:
-        return labels_path(self.dataset, self.noise.id, self.seed, self.root)
+    def cfg(self) -> TrainConfig:
+        return TrainConfig.from_dict(dict(self.train))
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
 
     @property
     def outputs(self) -> list[str]:
@@ -85,22 +109,32 @@ class RunSpec:
             names = (layout.METRICS, layout.LOG_CSV)
         return [f"{self.out}/{n}" for n in names]
 
-    def request(self, data_root, cifar_n_dir) -> dict:
+    def to_json(self) -> dict:
+        """The JSON object ``noisykd train-runs`` reads (``from_json`` inverts it)."""
         return {"kind": self.kind, "dataset": self.dataset, "labels": self.labels,
                 "arch": self.arch, "seed": self.seed, "out": self.out,
                 "train": dict(self.train), "method": self.method, "hparams": dict(self.hparams),
                 "teachers": list(self.teachers), "teacher_labels": self.teacher_labels,
-                "teacher_checkpoint": self.teacher_checkpoint, "data_root": data_root}
+                "teacher_checkpoint": self.teacher_checkpoint, "data_root": self.data_root}
+
+    @classmethod
+    def from_json(cls, obj, where: str) -> RunSpec:
+        """A run from its JSON object, refused in one line naming ``where`` and the key
+        (``check_request``) before anything is built."""
+        check_request(obj, where)
+        given = {k: obj[k] for k in REQUEST_REQUIRED}
+        given.update({k: obj[k] for k in REQUEST_OPTIONAL if obj.get(k) is not None})
+        return cls(**given)
 
 
-# the keys of ``RunSpec.request``: required, then optional (with their defaults)
+# the keys of ``RunSpec.to_json``: required, then optional (with their defaults)
 REQUEST_REQUIRED = ("kind", "dataset", "labels", "arch", "seed", "out", "train")
 REQUEST_OPTIONAL = ("method", "hparams", "teachers", "teacher_labels", "teacher_checkpoint",
                     "data_root")
 
 
 def check_request(spec, where: str) -> None:
-    """Refuse, in one line naming ``where`` and the key, a run spec (``RunSpec.request``'s
+    """Refuse, in one line naming ``where`` and the key, a run spec (``RunSpec.to_json``'s
     format, what ``noisykd train-runs`` receives) that is not an object, lacks or adds keys,
     or holds a value of the wrong type or out of range: before any run of its list trains."""
     if not isinstance(spec, dict):
@@ -174,7 +208,7 @@ class Job:
         return [o for r in self.runs for o in r.outputs]
 
     def command_args(self, data_root, cifar_n_dir) -> str:
-        payload = [r.request(data_root, cifar_n_dir) for r in self.runs]
+        payload = [replace(r, data_root=data_root).to_json() for r in self.runs]
         return shlex.quote(json.dumps(payload, sort_keys=True, separators=(",", ":")))
 
 

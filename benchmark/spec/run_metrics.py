@@ -155,12 +155,94 @@ def metrics_problems(m, where: str, kind: str | None = None) -> list[str]:
     return out
 
 
-def check_metrics(m, where: str, kind: str | None = None):
-    """``m`` when it has no problem, else UserError: the first problem (and how many more)."""
-    return _raise_first(metrics_problems(m, where, kind)) or m
+class RunMetrics(dict):
+    """A run's metrics.json, checked against the declared schema (``metrics_problems``): the
+    one record of it the suite reads and writes. A mapping of the file's keys (what a
+    reader does not need stays reachable) with typed access to what readers use, so no
+    reader spells a key or a default of its own."""
+
+    @classmethod
+    def checked(cls, m, where: str, kind: str | None = None) -> RunMetrics:
+        """``m`` as a RunMetrics, else UserError: its first problem (and how many more)."""
+        _raise_first(metrics_problems(m, where, kind))
+        return m if isinstance(m, cls) else cls(m)
+
+    @property
+    def kind(self) -> str:
+        return self["kind"]
+
+    @property
+    def config_hash(self) -> str | None:
+        """The hash of its spec (None in a hand-written file without one)."""
+        return self.get("config_hash")
+
+    @property
+    def run_id(self) -> str | None:
+        return self.get("run_id")
+
+    @property
+    def spec(self) -> dict:
+        return self["spec"]
+
+    @property
+    def seed(self) -> int:
+        return self["spec"]["seed"]
+
+    @property
+    def labels(self) -> dict:
+        """The identity of its labels file (noise, seed, sha256, dataset fingerprint...)."""
+        return self["spec"]["labels"]
+
+    @property
+    def method(self) -> str:
+        """A student's method (a teacher's: ce, what teachers train with)."""
+        return (self["spec"].get("method") or {}).get("name", "ce")
+
+    @property
+    def hparams(self) -> dict:
+        """The hyper-parameters it was given (its resolved ones: ``method_hparams``)."""
+        return (self["spec"].get("method") or {}).get("hparams", {})
+
+    @property
+    def teachers(self) -> list:
+        return self["spec"].get("teachers") or []
+
+    @property
+    def git(self) -> dict:
+        return (self.get("provenance") or {}).get("git") or {}
+
+    @property
+    def test_acc_best_val(self) -> float:
+        return self["test_acc_best_val"]
+
+    @property
+    def test_acc_last(self) -> float:
+        return self["test_acc_last"]
+
+    @property
+    def val_acc_best(self) -> float:
+        return self["val_acc_best"]
+
+    @property
+    def val_acc_last(self) -> float:
+        return self["val_acc_last"]
+
+    @property
+    def best_epoch(self) -> int:
+        return self["best_epoch"]
+
+    @property
+    def epochs(self) -> int:
+        return self["epochs"]
 
 
-def read_metrics(path, kind: str | None = None) -> dict:
+def check_metrics(m, where: str, kind: str | None = None) -> RunMetrics:
+    """``m`` as a RunMetrics when it has no problem, else UserError: the first problem (and
+    how many more)."""
+    return RunMetrics.checked(m, where, kind)
+
+
+def read_metrics(path, kind: str | None = None) -> RunMetrics:
     """A run's metrics.json, parsed and checked against the declared schema: the one way the
     suite reads one (UserError naming the file: unreadable, or its first problem)."""
     path = Path(path)
@@ -169,6 +251,15 @@ def read_metrics(path, kind: str | None = None) -> dict:
     except (OSError, ValueError, RecursionError) as exc:
         raise UserError(f"{path}: unreadable {path.name} ({exc})") from None
     return check_metrics(m, str(path), kind)
+
+
+def read_metrics_or_none(path, kind: str | None = None) -> RunMetrics | None:
+    """``read_metrics``, or None where the file is missing, unreadable or off the schema:
+    for the readers to whom such a run is simply not there (a run's kept copy, restamp)."""
+    try:
+        return read_metrics(path, kind)
+    except UserError:
+        return None
 
 
 def write_metrics(path, metrics: dict) -> None:

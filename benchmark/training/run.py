@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.core.errors import UserError
@@ -24,47 +23,22 @@ from benchmark.core.layout import METRICS, split_results
 from benchmark.core.provenance import provenance
 from benchmark.core.seeds import derive_seed
 from benchmark.data.labels import LabelsFile, read_labels
-from benchmark.spec.run_metrics import read_metrics, write_metrics
+from benchmark.plan.specs import RunSpec
+from benchmark.spec.run_metrics import read_metrics, read_metrics_or_none, write_metrics
 from benchmark.spec.trainconfig import TrainConfig
 
 METRICS_SCHEMA_VERSION = 1
 TEACHER_MODEL_FILES = {"last": "model_last.pt", "best_val": "model_best.pt"}
 
 
-@dataclass
-class RunRequest:
-    kind: str  # "teacher" or "student"
-    dataset: str
-    labels_path: Path
-    arch: str
-    seed: int
-    out: Path
-    cfg: TrainConfig
-    method: str = "ce"
-    hparams: dict = field(default_factory=dict)
-    teacher_dirs: list[Path] = field(default_factory=list)
-    teacher_checkpoint: str = "last"
-    teacher_labels: str = "noisy"
-    data_root: Path | None = None
-    checkpoint_dir: Path | None = None
-    threads: int | None = None
-    progress: bool | None = None
-    run_id: str | None = None
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run trains here, not what it is (none of it is in its spec or hash)."""
 
-    @classmethod
-    def from_spec(cls, spec: dict, **runtime) -> RunRequest:
-        """A run from its JSON spec: the one shape the planner writes (``RunSpec.request``),
-        ``noisykd train-runs`` reads and ``noisykd teacher|student`` builds from its flags;
-        ``runtime``: checkpoint_dir, threads, progress, run_id (not part of the spec)."""
-        return cls(
-            kind=spec["kind"], dataset=spec["dataset"], labels_path=Path(spec["labels"]),
-            arch=spec["arch"], seed=spec["seed"], out=Path(spec["out"]),
-            cfg=TrainConfig.from_dict(spec["train"]), method=spec.get("method", "ce"),
-            hparams=spec.get("hparams") or {},
-            teacher_dirs=[Path(t) for t in spec.get("teachers") or []],
-            teacher_checkpoint=spec.get("teacher_checkpoint", "last"),
-            teacher_labels=spec.get("teacher_labels", "noisy"),
-            data_root=Path(spec["data_root"]) if spec.get("data_root") else None, **runtime)
+    checkpoint_dir: Path | None = None  # default: beside the run folder (checkpoint.py)
+    threads: int | None = None  # torch CPU threads
+    progress: bool | None = None  # a progress bar (None: on a terminal)
+    run_id: str | None = None  # default: its path under the study folder
 
 
 def default_run_id(out: Path) -> str:
@@ -84,7 +58,7 @@ def _labels_identity(lf: LabelsFile) -> dict:
     return ident
 
 
-def _teacher_info(tdir: Path, which: str, req: RunRequest, lf: LabelsFile) -> dict:
+def _teacher_info(tdir: Path, which: str, req: RunSpec, lf: LabelsFile) -> dict:
     """A teacher's identity, checked against the student's labels before any training."""
     metrics_path = tdir / METRICS
     model_path = tdir / TEACHER_MODEL_FILES[which]
@@ -129,7 +103,7 @@ def _teacher_info(tdir: Path, which: str, req: RunRequest, lf: LabelsFile) -> di
             "model_path": str(model_path)}
 
 
-def build_spec(req: RunRequest, lf: LabelsFile, teachers: list[dict]) -> dict:
+def build_spec(req: RunSpec, lf: LabelsFile, teachers: list[dict]) -> dict:
     spec = {
         "kind": req.kind,
         "dataset": req.dataset,
@@ -142,22 +116,23 @@ def build_spec(req: RunRequest, lf: LabelsFile, teachers: list[dict]) -> dict:
     if req.kind == "teacher":
         spec["teacher_labels"] = req.teacher_labels
     else:
-        spec["method"] = {"name": req.method, "hparams": dict(sorted(req.hparams.items()))}
+        spec["method"] = {"name": req.method, "hparams": dict(req.hparams)}  # sorted pairs
         spec["teachers"] = [{k: t[k] for k in ("arch", "config_hash", "teacher_labels",
                                                "checkpoint")} for t in teachers]
     return spec
 
 
-def _check_labels(req: RunRequest) -> LabelsFile:
-    lf = read_labels(req.labels_path)
+def _check_labels(req: RunSpec) -> LabelsFile:
+    lf = read_labels(Path(req.labels))
     if lf.meta["dataset"] != req.dataset:
-        raise UserError(f"{req.labels_path}: labels file is for {lf.meta['dataset']}, "
+        raise UserError(f"{req.labels}: labels file is for {lf.meta['dataset']}, "
                         f"not for --dataset {req.dataset}")
     return lf
 
 
-def run(req: RunRequest) -> dict | None:
+def run(req: RunSpec, options: RunOptions | None = None) -> dict | None:
     """Train one run; returns its metrics (None when it had already finished)."""
+    opts = options or RunOptions()
     from methods import build_method
 
     if req.kind not in ("teacher", "student"):
@@ -171,43 +146,44 @@ def run(req: RunRequest) -> dict | None:
 
     name = "ce" if req.kind == "teacher" else req.method
     # the protocol's preset under the user's values; the spec keeps what the user gave
-    resolved = resolve_hparams(name, req.hparams, req.cfg.protocol, req.dataset,
-                               len(req.teacher_dirs))
+    resolved = resolve_hparams(name, dict(req.hparams), req.cfg.protocol, req.dataset,
+                               len(req.teachers))
     method = build_method(name, **resolved)
-    if req.kind == "student" and method.uses_teachers and not req.teacher_dirs:
+    if req.kind == "student" and method.uses_teachers and not req.teachers:
         raise UserError(f"method {req.method!r} needs --teacher DIR")
-    if req.kind == "student" and not method.uses_teachers and req.teacher_dirs:
+    if req.kind == "student" and not method.uses_teachers and req.teachers:
         raise UserError(f"method {req.method!r} uses no teacher; drop --teacher")
     lf = _check_labels(req)
     from benchmark.training.models import check_arch
 
     check_arch(req.arch, tuple(lf.meta["input_shape"]))
-    teachers = [_teacher_info(Path(t), req.teacher_checkpoint, req, lf) for t in req.teacher_dirs]
+    teachers = [_teacher_info(Path(t), req.teacher_checkpoint, req, lf) for t in req.teachers]
     spec = build_spec(req, lf, teachers)
     chash = spec_hash(spec)
-    run_id = req.run_id or default_run_id(req.out)
-    metrics_path = Path(req.out) / METRICS
+    run_id = opts.run_id or default_run_id(req.out_dir)
+    metrics_path = req.out_dir / METRICS
     if metrics_path.exists():
         done = read_metrics(metrics_path)
-        if done.get("config_hash") == chash:
+        if done.config_hash == chash:
             print(f"run {run_id}: already finished ({metrics_path}); nothing to do",
                   file=sys.stderr)
             return None
-        raise UserError(f"{metrics_path} exists for another spec ({done.get('config_hash')} != "
+        raise UserError(f"{metrics_path} exists for another spec ({done.config_hash} != "
                         f"{chash}); remove the run folder to retrain it")
 
     from benchmark.training.checkpoint import RunLock, default_checkpoint_dir
 
-    ckpt_dir = Path(req.checkpoint_dir) if req.checkpoint_dir else default_checkpoint_dir(req.out)
+    ckpt_dir = (Path(opts.checkpoint_dir) if opts.checkpoint_dir
+                else default_checkpoint_dir(req.out_dir))
     with RunLock(ckpt_dir, run_id):
-        if restore_finished(ckpt_dir / FINISHED_DIR, Path(req.out), chash):
+        if restore_finished(ckpt_dir / FINISHED_DIR, req.out_dir, chash):
             print(f"run {run_id}: restored its finished outputs from {ckpt_dir / FINISHED_DIR} "
                   "(the workflow had removed them); not retraining", file=sys.stderr)
             return None
-        metrics = _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir)
+        metrics = _train(req, opts, lf, teachers, spec, chash, run_id, method, ckpt_dir)
         if req.kind == "student":
             metrics["method_hparams"] = dict(sorted(method.hparams.items()))
-        publish(Path(req.out), ckpt_dir / FINISHED_DIR, metrics)
+        publish(req.out_dir, ckpt_dir / FINISHED_DIR, metrics)
     return metrics
 
 
@@ -249,12 +225,8 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def restore_finished(keep: Path, out: Path, chash: str) -> bool:
-    if not (keep / METRICS).is_file():
-        return False
-    try:
-        if json.loads((keep / METRICS).read_text()).get("config_hash") != chash:
-            return False
-    except (OSError, ValueError):
+    kept = read_metrics_or_none(keep / METRICS)  # missing or damaged: nothing to restore
+    if kept is None or kept.config_hash != chash:
         return False
     out.mkdir(parents=True, exist_ok=True)
     names = sorted(f.name for f in keep.iterdir() if f.is_file())
@@ -271,7 +243,7 @@ def _cached_dataset(name: str, data_root):
     return load_dataset(name, data_root)
 
 
-def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
+def _train(req, opts, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
     import numpy as np
     import torch
 
@@ -283,8 +255,8 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
     from benchmark.training.teachers import load_teacher_model, save_model_file, train_agreement
 
     wall0 = time.perf_counter()
-    if req.threads:
-        torch.set_num_threads(req.threads)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
     record = _cached_dataset(req.dataset, req.data_root)
     device = resolve_device(req.cfg.device)
     train_labels = req.teacher_labels if req.kind == "teacher" else "noisy"
@@ -300,11 +272,11 @@ def _train(req, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> dict:
         init_seed = derive_seed(req.seed, "student_init", req.arch)
     torch.manual_seed(init_seed)
     model = create_model(req.arch, record.num_classes, record.input_shape)
-    out = Path(req.out)
+    out = req.out_dir
     trainer = Trainer(model=model, data=data, method=method, teachers=teacher_models,
                       cfg=req.cfg, seed=req.seed, role=req.kind, run_id=run_id,
                       spec_hash=chash, checkpoint_dir=ckpt_dir, log_path=out / "log.csv",
-                      keep_best_state=req.kind == "teacher", progress=req.progress)
+                      keep_best_state=req.kind == "teacher", progress=opts.progress)
     result = trainer.fit()
     last, best = result.history[-1], result.best
     metrics = {

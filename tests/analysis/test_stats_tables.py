@@ -63,6 +63,29 @@ def test_fixed_alpha_is_the_best_validation_alpha_per_seed_and_scores_are_percen
     np.testing.assert_allclose(last[last["row"] == "kd"]["score"], 100 * kd["test_acc_last"])
 
 
+def test_the_chosen_hyper_parameter_is_the_catalogs_selected_not_a_name(monkeypatch):
+    """The per-seed choice follows the catalog's ``selected``: a method whose entry names
+    one (here kd, as if it swept a temperature) is collapsed to its best-validation value;
+    fixed_alpha without one is left as two rows."""
+    runs = runs_frame()
+    kd = runs[runs["method"] == "kd"]
+    hot = kd.assign(method_id="kd-t8.00", alpha=8.0,
+                    test_acc_best_val=kd["test_acc_best_val"] + 0.05,
+                    val_acc_best=np.where(kd["seed"] % 2 == 0, 0.9, 0.1))
+    runs = pd.concat([runs, hot.assign(hparams='{"T":8.0}'),
+                      kd.assign(method_id="kd-t4.00", alpha=4.0, hparams='{"T":4.0}')])
+    runs = runs[~((runs["method"] == "kd") & (runs["method_id"] == "kd"))]
+    monkeypatch.setattr(scores, "selected_hparam", {"kd": "T"}.get)
+    sc = scores.method_scores(runs.assign(hparams=runs.get("hparams", "{}")).fillna(
+        {"hparams": "{}"}), "best")
+    picked = sc[sc["row"] == "kd"].sort_values("seed")
+    assert picked["alpha"].tolist() == [8.0, 4.0, 8.0, 4.0, 8.0]
+    assert set(picked["method_ids"]) == {"kd-t4.00;kd-t8.00"}
+    # fixed_alpha, no longer selected: one row per alpha, each with all its seeds
+    fa = sc[sc["method"] == "fixed_alpha"]
+    assert len(fa) == 10 and fa["alpha"].isna().all()
+
+
 def test_every_row_of_a_cell_uses_the_seeds_all_rows_have():
     other = runs_frame(seed=1, noise_id="symmetric_0.20")
     runs = pd.concat([runs_frame(), other])

@@ -433,8 +433,14 @@ def test_runs_file_errors_name_the_file(tmp_path, labels, capsys):
 
 
 def test_the_workflow_specs_pass_the_check():
-    """What the planner sends is what train-runs accepts: every run of a grid's jobs."""
+    """What the planner sends is what train-runs accepts, and reads back as the same run:
+    every run of a grid's jobs, through the job's own command line (JSON, quoted)."""
+    import shlex
+
     p = grid.plan(TINY)
     for job in p.teacher_jobs + p.student_jobs:
-        for i, run in enumerate(job.runs):
-            grid.check_request(json.loads(json.dumps(run.request(None, None))), f"run {i}")
+        sent = json.loads(shlex.split(job.command_args("data", None))[0])
+        for i, (run, obj) in enumerate(zip(job.runs, sent, strict=True)):
+            back = grid.RunSpec.from_json(obj, f"run {i}")
+            assert back == grid.RunSpec(**{**run.__dict__, "data_root": "data"})
+            assert back.to_json() == obj and obj["data_root"] == "data"

@@ -6,8 +6,9 @@ import pytest
 
 from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
+from benchmark.plan.specs import RunSpec
 from benchmark.spec.trainconfig import TrainConfig
-from benchmark.training.run import RunRequest, run
+from benchmark.training.run import run
 
 
 @pytest.mark.parametrize("teacher_labels", ["clean", "noisy"])
@@ -26,17 +27,17 @@ def test_mechanism_depends_on_what_the_teacher_saw(tmp_path, teacher_labels):
         labels = tmp_path / f"labels{seed}.npz"
         write_labels(LabelsRequest("synthetic", NoiseSpec("symmetric", 0.4, include_true=True),
                                    seed), labels)
-        t = RunRequest(kind="teacher", dataset="synthetic", labels_path=labels, arch="mlp_80",
-                       seed=seed, out=tmp_path / f"t{seed}", cfg=cfg,
-                       teacher_labels=teacher_labels, progress=False)
+        t = RunSpec(kind="teacher", dataset="synthetic", labels=labels, arch="mlp_80",
+                       seed=seed, out=tmp_path / f"t{seed}", train=cfg,
+                       teacher_labels=teacher_labels)
         run(t)
         for method in ("almkd", "amal", "almkd_v1"):
-            s = RunRequest(kind="student", dataset="synthetic", labels_path=labels,
-                           arch="mlp_50", seed=seed, out=tmp_path / f"{method}{seed}", cfg=cfg,
-                           method=method, teacher_dirs=[t.out], progress=False)
+            s = RunSpec(kind="student", dataset="synthetic", labels=labels,
+                           arch="mlp_50", seed=seed, out=tmp_path / f"{method}{seed}", train=cfg,
+                           method=method, teachers=[t.out])
             m = run(s)
             assert m["method_hparams"]["meta_chunk"] == 2  # the authors' synthetic chunk
-            a = np.load(s.out / "alpha.npz")
+            a = np.load(s.out_dir / "alpha.npz")
             w = a["weights"][-1]
             kd = w[:, 1:].sum(1) / w.sum(1)
             noisy = a["clean_labels"] != a["noisy_labels"]

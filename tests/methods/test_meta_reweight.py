@@ -17,8 +17,9 @@ import torch.nn as nn
 
 from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
+from benchmark.plan.specs import RunSpec
 from benchmark.spec.trainconfig import TrainConfig
-from benchmark.training.run import RunRequest, run
+from benchmark.training.run import run
 from methods import build_method
 from methods.base import MethodContext, StepOutput
 from methods.catalog import method_uses_teachers
@@ -499,17 +500,17 @@ def synthetic(tmp_path_factory):
     write_labels(LabelsRequest("synthetic", NoiseSpec("symmetric", 0.3), 0, train_subset=1500,
                                select_fraction=0.1), labels)
     cfg = TrainConfig(epochs=5, batch_size=64, lr=0.1, milestones=(4,))
-    teacher = RunRequest(kind="teacher", dataset="synthetic", labels_path=labels, arch="mlp_80",
-                         seed=0, out=root / "teachers" / "t", cfg=cfg, progress=False)
+    teacher = RunSpec(kind="teacher", dataset="synthetic", labels=labels, arch="mlp_80",
+                         seed=0, out=root / "teachers" / "t", train=cfg)
     run(teacher)
     return {"root": root, "labels": labels, "teacher": teacher.out, "cfg": cfg}
 
 
 def student(d, method, loss, name, cfg=None):
-    return RunRequest(kind="student", dataset="synthetic", labels_path=d["labels"],
+    return RunSpec(kind="student", dataset="synthetic", labels=d["labels"],
                       arch="mlp_50", seed=0, out=d["root"] / "runs" / name,
-                      cfg=cfg or d["cfg"], method=method, hparams={"loss": loss},
-                      teacher_dirs=[d["teacher"]] if loss == "kd" else [], progress=False)
+                      train=cfg or d["cfg"], method=method, hparams={"loss": loss},
+                      teachers=[d["teacher"]] if loss == "kd" else [])
 
 
 @pytest.mark.parametrize("loss", ["kd", "ce"])
@@ -551,7 +552,7 @@ def test_a_resumed_run_gives_the_same_numbers(synthetic, monkeypatch, method):
     resumed = run(cut)
     assert resumed["test_acc_last"] == whole["test_acc_last"]
     a = pd.read_csv(synthetic["root"] / "runs" / f"{method}-whole" / "log.csv")
-    b = pd.read_csv(cut.out / "log.csv")
+    b = pd.read_csv(cut.out_dir / "log.csv")
     cols = ["train_loss", "train_acc", "val_acc", "test_acc"]
     assert a[cols].equals(b[cols])
     assert np.isfinite(a["train_loss"]).all()

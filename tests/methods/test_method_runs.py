@@ -7,9 +7,10 @@ import pytest
 from benchmark.core.errors import UserError
 from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
+from benchmark.plan.specs import RunSpec
 from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training.checkpoint import default_checkpoint_dir
-from benchmark.training.run import RunRequest, run
+from benchmark.training.run import run
 from tests.conftest import interrupt_after
 
 FAST_META = {"meta_start": 1, "meta_every": 1}
@@ -21,19 +22,17 @@ def digits(tmp_path_factory):
     labels = root / "labels" / "digits.npz"
     write_labels(LabelsRequest("digits", NoiseSpec("symmetric", 0.3), 0), labels)
     cfg = TrainConfig(epochs=3, batch_size=64, lr=0.1, milestones=(2,))
-    teacher = RunRequest(kind="teacher", dataset="digits", labels_path=labels,
-                         arch="cifar_resnet8", seed=0, out=root / "teachers" / "t", cfg=cfg,
-                         progress=False)
+    teacher = RunSpec(kind="teacher", dataset="digits", labels=labels,
+                         arch="cifar_resnet8", seed=0, out=root / "teachers" / "t", train=cfg)
     run(teacher)
     return {"root": root, "labels": labels, "teacher": teacher.out, "cfg": cfg}
 
 
 def student(d, method, hparams=None, name=None, cfg=None, teachers=None):
-    return RunRequest(kind="student", dataset="digits", labels_path=d["labels"],
+    return RunSpec(kind="student", dataset="digits", labels=d["labels"],
                       arch="cifar_resnet8", seed=0, out=d["root"] / "runs" / (name or method),
-                      cfg=cfg or d["cfg"], method=method, hparams=hparams or {},
-                      teacher_dirs=[d["teacher"]] if teachers is None else teachers,
-                      progress=False)
+                      train=cfg or d["cfg"], method=method, hparams=hparams or {},
+                      teachers=[d["teacher"]] if teachers is None else teachers)
 
 
 @pytest.mark.parametrize(("method", "hparams"), [
@@ -77,10 +76,10 @@ def test_alm_run_resumes_exactly(digits, monkeypatch):
     interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(cut)
-    assert (default_checkpoint_dir(cut.out) / "checkpoint.pt").exists()
+    assert (default_checkpoint_dir(cut.out_dir) / "checkpoint.pt").exists()
     monkeypatch.undo()
     resumed = run(cut)
     assert resumed["test_acc_last"] == whole["test_acc_last"]
     a = np.load(digits["root"] / "runs" / "alm-whole" / "alpha.npz")
-    b = np.load(cut.out / "alpha.npz")
+    b = np.load(cut.out_dir / "alpha.npz")
     np.testing.assert_array_equal(a["weights"], b["weights"])

@@ -11,12 +11,13 @@ from benchmark.core.errors import UserError
 from benchmark.data import load_dataset
 from benchmark.data.labels import LabelsRequest, read_labels, write_labels
 from benchmark.data.noise import NoiseSpec
+from benchmark.plan.specs import RunSpec
 from benchmark.spec.protocol import authors_chunk, resolve_hparams
 from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training import engine
 from benchmark.training.checkpoint import default_checkpoint_dir
 from benchmark.training.device_data import DeviceData
-from benchmark.training.run import RunRequest, run
+from benchmark.training.run import run
 from methods import build_method
 from methods.base import MethodContext
 from tests.conftest import interrupt_after
@@ -157,9 +158,8 @@ def digits(tmp_path_factory):
     teachers = {}
     for protocol in ("suite", "authors"):
         cfg = TrainConfig(epochs=2, batch_size=64, lr=0.1, milestones=(1,), protocol=protocol)
-        t = RunRequest(kind="teacher", dataset="digits", labels_path=labels,
-                       arch="cifar_resnet8", seed=0, out=root / "teachers" / protocol, cfg=cfg,
-                       progress=False)
+        t = RunSpec(kind="teacher", dataset="digits", labels=labels,
+                       arch="cifar_resnet8", seed=0, out=root / "teachers" / protocol, train=cfg)
         run(t)
         teachers[protocol] = t.out
     return {"root": root, "labels": labels, "teachers": teachers}
@@ -168,10 +168,10 @@ def digits(tmp_path_factory):
 def student(d, method, protocol, name, hparams=None, epochs=4, milestones=(2,)):
     cfg = TrainConfig(epochs=epochs, batch_size=64, lr=0.1, milestones=milestones, gamma=0.1,
                       protocol=protocol)
-    return RunRequest(kind="student", dataset="digits", labels_path=d["labels"],
-                      arch="cifar_resnet8", seed=0, out=d["root"] / "runs" / name, cfg=cfg,
+    return RunSpec(kind="student", dataset="digits", labels=d["labels"],
+                      arch="cifar_resnet8", seed=0, out=d["root"] / "runs" / name, train=cfg,
                       method=method, hparams={"meta_start": 1, "meta_every": 1} | (hparams or {}),
-                      teacher_dirs=[d["teachers"][protocol]], progress=False)
+                      teachers=[d["teachers"][protocol]])
 
 
 @pytest.mark.slow
@@ -212,19 +212,18 @@ def test_learning_rate_decay_reaches_the_refresh_and_teacher_modes(digits, monke
             refreshes = [s for s in seen if s[0] == "refresh"]
             assert [(e, round(lr, 10)) for _, e, lr, _ in refreshes] == [
                 (1, 0.1), (2, 0.01), (3, 0.01)]
-            per_epoch = modes["runs/" + req.out.name]
+            per_epoch = modes["runs/" + req.out_dir.name]
             if protocol == "suite":
                 assert per_epoch == [[False]] * 4
             elif method == "amal":
                 assert per_epoch == [[True], [False], [False], [False]]
             else:
                 assert per_epoch == [[True]] * 4
-    kd_run = RunRequest(kind="student", dataset="digits", labels_path=digits["labels"],
+    kd_run = RunSpec(kind="student", dataset="digits", labels=digits["labels"],
                         arch="cifar_resnet8", seed=0, out=digits["root"] / "runs" / "kd-authors",
-                        cfg=TrainConfig(epochs=2, batch_size=64, lr=0.1, milestones=(1,),
+                        train=TrainConfig(epochs=2, batch_size=64, lr=0.1, milestones=(1,),
                                         protocol="authors"),
-                        method="kd", teacher_dirs=[digits["teachers"]["authors"]],
-                        progress=False)
+                        method="kd", teachers=[digits["teachers"]["authors"]])
     run(kd_run)
     assert modes["runs/kd-authors"] == [[True], [True]]
 
@@ -236,13 +235,13 @@ def test_authors_protocol_resumes_exactly_with_changing_teacher_statistics(digit
     interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(cut)
-    assert (default_checkpoint_dir(cut.out) / "checkpoint.pt").exists()
+    assert (default_checkpoint_dir(cut.out_dir) / "checkpoint.pt").exists()
     monkeypatch.undo()
     resumed = run(cut)
     for key in ("test_acc_last", "train_loss_last", "val_acc_best"):
         assert resumed[key] == whole[key], key
     a = np.load(digits["root"] / "runs" / "v1-whole" / "alpha.npz")
-    b = np.load(cut.out / "alpha.npz")
+    b = np.load(cut.out_dir / "alpha.npz")
     np.testing.assert_array_equal(a["weights"], b["weights"])
     assert whole["method_hparams"]["meta_chunk"] == 3
     assert whole["spec"]["train"]["protocol"] == "authors"

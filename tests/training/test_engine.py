@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from benchmark.core.errors import UserError
 from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
+from benchmark.plan.specs import RunSpec
 from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training.checkpoint import RunLock, default_checkpoint_dir
-from benchmark.training.run import RunRequest, run
+from benchmark.training.run import run
 from methods.base import Method, register_method
 from methods.catalog import MethodEntry
 from tests.conftest import interrupt_after
@@ -43,8 +44,8 @@ def request(tmp_path, labels, kind="student", seed=0, arch="mlp_64", epochs=3, *
     cfg = kw.pop("cfg", TrainConfig(epochs=epochs, batch_size=64, lr=0.05, milestones=(2,)))
     out = tmp_path / "results" / ("teachers" if kind == "teacher" else "runs") / kw.pop(
         "name", f"{kind}-{arch}-{seed}")
-    return RunRequest(kind=kind, dataset="digits", labels_path=labels[seed], arch=arch,
-                      seed=seed, out=out, cfg=cfg, progress=False, **kw)
+    return RunSpec(kind=kind, dataset="digits", labels=labels[seed], arch=arch,
+                      seed=seed, out=out, train=cfg, **kw)
 
 
 def test_cifar_resnet_learns_digits(tmp_path, labels):
@@ -57,7 +58,7 @@ def test_cifar_resnet_learns_digits(tmp_path, labels):
 def test_metrics_have_every_design_field(tmp_path, labels):
     req = request(tmp_path, labels)
     m = run(req)
-    on_disk = json.loads((req.out / "metrics.json").read_text())
+    on_disk = json.loads((req.out_dir / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(m))
     for key in ("schema_version", "run_id", "config_hash", "spec", "test_acc_last",
                 "test_acc_best_val", "val_acc_best", "val_acc_last", "epochs", "wall_time_s",
@@ -70,12 +71,12 @@ def test_metrics_have_every_design_field(tmp_path, labels):
     assert {"python", "torch", "timm", "noisykd"} <= set(prov["versions"])
     assert prov["device"] == "cpu" and "slurm_job_id" in prov and "git" in prov
     assert m["run_id"] == "runs/student-mlp_64-0"
-    log = (req.out / "log.csv").read_text().splitlines()
+    log = (req.out_dir / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,lr,train_loss") and len(log) == 4
-    ckpt = default_checkpoint_dir(req.out)
+    ckpt = default_checkpoint_dir(req.out_dir)
     assert not (ckpt / "checkpoint.pt").exists()  # removed once finished
     kept = (ckpt / "finished" / "metrics.json").read_text()
-    assert kept == (req.out / "metrics.json").read_text()
+    assert kept == (req.out_dir / "metrics.json").read_text()
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path, labels):
@@ -108,13 +109,13 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, labels, monkey
     interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run(cut)
-    assert not (cut.out / "metrics.json").exists()
-    assert (default_checkpoint_dir(cut.out) / "checkpoint.pt").exists()
+    assert not (cut.out_dir / "metrics.json").exists()
+    assert (default_checkpoint_dir(cut.out_dir) / "checkpoint.pt").exists()
     monkeypatch.undo()
     m_cut = run(cut)
     for k in ("test_acc_last", "test_acc_best_val", "val_acc_best", "train_loss_last"):
         assert m_cut[k] == m_whole[k], k
-    assert _history(cut.out / "log.csv") == _history(whole.out / "log.csv")
+    assert _history(cut.out_dir / "log.csv") == _history(whole.out_dir / "log.csv")
 
 
 def test_resume_after_the_last_epoch_rewrites_every_output(tmp_path, labels, monkeypatch):
@@ -127,11 +128,11 @@ def test_resume_after_the_last_epoch_rewrites_every_output(tmp_path, labels, mon
     with pytest.raises(KeyboardInterrupt):
         run(req)
     monkeypatch.undo()
-    for f in req.out.iterdir():
+    for f in req.out_dir.iterdir():
         f.unlink()
     m = run(req)
     assert m["train_loss_last"] == whole["train_loss_last"]
-    assert _history(req.out / "log.csv") == _history(ref.out / "log.csv")
+    assert _history(req.out_dir / "log.csv") == _history(ref.out_dir / "log.csv")
 
 
 def test_corrupted_checkpoint_is_named_and_the_run_starts_over(tmp_path, labels, monkeypatch,
@@ -142,7 +143,7 @@ def test_corrupted_checkpoint_is_named_and_the_run_starts_over(tmp_path, labels,
     with pytest.raises(KeyboardInterrupt):
         run(req)
     monkeypatch.undo()
-    ckpt = default_checkpoint_dir(req.out) / "checkpoint.pt"
+    ckpt = default_checkpoint_dir(req.out_dir) / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:200])
     m = run(req)
     assert f"checkpoint {ckpt} is truncated or corrupted" in capsys.readouterr().err
@@ -152,10 +153,10 @@ def test_corrupted_checkpoint_is_named_and_the_run_starts_over(tmp_path, labels,
 def test_finished_run_is_never_redone(tmp_path, labels, capsys):
     req = request(tmp_path, labels)
     run(req)
-    stamp = (req.out / "metrics.json").stat().st_mtime_ns
+    stamp = (req.out_dir / "metrics.json").stat().st_mtime_ns
     assert run(req) is None
     assert "already finished" in capsys.readouterr().err
-    assert (req.out / "metrics.json").stat().st_mtime_ns == stamp
+    assert (req.out_dir / "metrics.json").stat().st_mtime_ns == stamp
     other = request(tmp_path, labels, cfg=TrainConfig(epochs=2, batch_size=64))
     with pytest.raises(UserError, match="exists for another spec"):
         run(other)
@@ -166,36 +167,36 @@ def test_outputs_deleted_by_the_workflow_come_back_without_training(tmp_path, la
     from their hard links, not trained again."""
     req = request(tmp_path, labels)
     run(req)
-    before = (req.out / "metrics.json").read_text()
-    for f in req.out.iterdir():
+    before = (req.out_dir / "metrics.json").read_text()
+    for f in req.out_dir.iterdir():
         f.unlink()
     assert run(req) is None
     assert "restored its finished outputs" in capsys.readouterr().err
-    assert (req.out / "metrics.json").read_text() == before
-    assert (req.out / "log.csv").exists()
+    assert (req.out_dir / "metrics.json").read_text() == before
+    assert (req.out_dir / "log.csv").exists()
 
 
 def test_two_copies_never_train_at_once(tmp_path, labels):
     req = request(tmp_path, labels)
-    with RunLock(default_checkpoint_dir(req.out), "holder"):
+    with RunLock(default_checkpoint_dir(req.out_dir), "holder"):
         with pytest.raises(UserError, match="being trained by another process"):
             run(req)
-    assert not (req.out / "metrics.json").exists()
+    assert not (req.out_dir / "metrics.json").exists()
 
 
 def test_divergence_stops_with_run_and_epoch(tmp_path, labels):
     req = request(tmp_path, labels, method="test_poisoned")
     with pytest.raises(UserError, match=r"run runs/student-mlp_64-0 diverged in epoch 1"):
         run(req)
-    assert not (req.out / "metrics.json").exists()
+    assert not (req.out_dir / "metrics.json").exists()
 
 
 def test_bad_inputs_fail_before_training(tmp_path, labels):
     with pytest.raises(UserError, match="unknown architecture 'resnet9000'"):
         run(request(tmp_path, labels, arch="resnet9000"))
     with pytest.raises(UserError, match="labels file is for digits, not for --dataset synthetic"):
-        run(RunRequest(kind="student", dataset="synthetic", labels_path=labels[0], arch="mlp_8",
-                       seed=0, out=tmp_path / "x", cfg=TrainConfig(epochs=1)))
+        run(RunSpec(kind="student", dataset="synthetic", labels=labels[0], arch="mlp_8",
+                       seed=0, out=tmp_path / "x", train=TrainConfig(epochs=1)))
     with pytest.raises(UserError, match="unknown method 'almkd2'"):
         run(request(tmp_path, labels, method="almkd2"))
     with pytest.raises(UserError, match="needs --teacher"):
@@ -210,9 +211,9 @@ def test_student_distils_from_teachers_and_checks_them(tmp_path, labels):
     tm = run(t)
     assert set(tm["teacher"]) == {"agreement_given", "agreement_noisy", "agreement_clean"}
     assert tm["teacher"]["agreement_given"] == tm["teacher"]["agreement_noisy"]
-    assert (t.out / "model_last.pt").is_file() and (t.out / "model_best.pt").is_file()
+    assert (t.out_dir / "model_last.pt").is_file() and (t.out_dir / "model_best.pt").is_file()
     for which in ("last", "best_val"):
-        m = run(request(tmp_path, labels, method="kd", teacher_dirs=[t.out],
+        m = run(request(tmp_path, labels, method="kd", teachers=[t.out],
                         teacher_checkpoint=which, name=f"kd-{which}"))
         assert m["spec"]["teachers"][0]["config_hash"] == tm["config_hash"]
         assert m["spec"]["teachers"][0]["checkpoint"] == which
@@ -220,13 +221,13 @@ def test_student_distils_from_teachers_and_checks_them(tmp_path, labels):
     t1 = request(tmp_path, labels, kind="teacher", seed=1, epochs=1)
     run(t1)
     with pytest.raises(UserError, match="not on this run's symmetric_0.20 seed 0"):
-        run(request(tmp_path, labels, method="kd", teacher_dirs=[t1.out], name="bad"))
+        run(request(tmp_path, labels, method="kd", teachers=[t1.out], name="bad"))
     # a model file that does not match the teacher's metrics is refused
-    blob = torch.load(t.out / "model_last.pt", weights_only=True)
+    blob = torch.load(t.out_dir / "model_last.pt", weights_only=True)
     blob["meta"]["arch"] = "cifar_resnet14"
-    torch.save(blob, t.out / "model_last.pt")
+    torch.save(blob, t.out_dir / "model_last.pt")
     with pytest.raises(UserError, match="does not match its spec"):
-        run(request(tmp_path, labels, method="kd", teacher_dirs=[t.out], name="bad2"))
+        run(request(tmp_path, labels, method="kd", teachers=[t.out], name="bad2"))
 
 
 def test_clean_label_teacher(tmp_path, labels):

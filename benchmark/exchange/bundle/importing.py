@@ -4,7 +4,6 @@ re-stamp an imported study, and open a study or bundle for reading."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from benchmark.core.hashing import file_sha256
 from benchmark.core.layout import StudyLayout
 from benchmark.exchange.bundle.common import Limits, size_text
 from benchmark.exchange.bundle.verifying import WriteFailed, counts, labels_file_of, scan
+from benchmark.spec.run_metrics import read_metrics_or_none
 
 # ---- import ---------------------------------------------------------------------------------
 
@@ -194,16 +194,16 @@ def restamp(results: Path) -> int:
     stages: list[list[Path]] = [sorted(results.glob("data/*.json")), labels, [], []]
     for stage, pattern in ((2, layout.TEACHER_GLOB), (3, layout.RUN_GLOB)):
         for d in sorted(results.glob(pattern)):
-            try:
-                m = json.loads((d / "metrics.json").read_text())
-                spec = m["spec"]
-                ok = labels_sha.get(labels_file_of(m)) == spec["labels"]["file_sha256"]
-                ok = ok and all(t.get("config_hash") in teacher_hashes
-                                for t in spec.get("teachers", []))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            m = read_metrics_or_none(d / layout.METRICS)
+            if m is None:  # missing or off the schema: not re-stamped
                 continue
+            try:
+                ok = labels_sha.get(labels_file_of(m)) == m.labels.get("file_sha256")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            ok = ok and all(t.get("config_hash") in teacher_hashes for t in m.teachers)
             if stage == 2 and ok:
-                teacher_hashes.add(m.get("config_hash"))
+                teacher_hashes.add(m.config_hash)
             if ok:
                 stages[stage] += [p for p in sorted(d.iterdir()) if p.is_file()]
     moved, floor = 0, None
