@@ -62,7 +62,8 @@ class AdaptiveMixing(Method):
         return lastlayer_refresh(
             self.weights, self.mixing.step, self.settings, model=ctx.extras["model"],
             teachers=ctx.extras["teachers"], data=ctx.extras["data"], lr=ctx.lr,
-            seed=ctx.seed, epoch=epoch, T=self.hparams["T"], batch_size=self.batch_size)
+            seed=ctx.seed, epoch=epoch, T=self.hparams["T"], batch_size=self.batch_size,
+            teacher_outputs=ctx.extras.get("teacher_outputs"))
 
     def state_dict(self):
         state = {"weights": self.weights.detach().cpu(),

@@ -142,8 +142,11 @@ def _val_rows(model, data, idx: torch.Tensor, gen, augment: bool):
 @torch.no_grad()
 def lastlayer_refresh(weights: torch.Tensor, step, settings: RefreshSettings, *, model,
                       teachers, data, lr: float, seed: int, epoch: int, T: float,
-                      batch_size: int) -> dict:
-    """Refresh ``weights`` [N, K] in place; returns per-instance teacher diagnostics."""
+                      batch_size: int, teacher_outputs=None) -> dict:
+    """Refresh ``weights`` [N, K] in place; returns per-instance teacher diagnostics.
+    ``teacher_outputs``: the teachers' logits on the training inputs, computed once
+    (benchmark/training/teacher_cache.py), where they cannot change; None: a teacher pass
+    per batch."""
     st = settings
     was_training = model.training
     model.train(st.model_mode == "train")
@@ -173,7 +176,8 @@ def lastlayer_refresh(weights: torch.Tensor, step, settings: RefreshSettings, *,
             idx = torch.as_tensor(batch, device=device)
             x, y = data.train_batch(idx, gen), data.y_train[idx]
             f, o = forward_features(model, x)
-            t = torch.stack([tm(x).float() for tm in teachers])
+            t = (teacher_outputs.train_logits(idx) if teacher_outputs is not None
+                 else torch.stack([tm(x).float() for tm in teachers]))
             hs.append(f)
             os_.append(o)
             gs.append(logit_grads(o, y, t, T))

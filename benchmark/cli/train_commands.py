@@ -3,6 +3,7 @@ whose command imports what it needs when it runs."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def add_training_options(p) -> None:
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="progress bar (default: when stderr is a terminal)")
     g.add_argument("--no-progress", dest="progress", action="store_false")
+    add_share_option(g)
+
+
+def add_share_option(p) -> None:
+    p.add_argument("--share-teacher-work", action=argparse.BooleanOptionalAction, default=True,
+                   help="compute the teachers' logits once and share them between epochs, "
+                        "refreshes and the runs of this process where they are exact (no "
+                        "augmentation, teachers whose output ignores their mode); "
+                        "--no-share-teacher-work: a teacher pass per batch (the same arithmetic)")
 
 
 def _train_config(args):
@@ -118,7 +128,7 @@ def _run_training(args) -> None:
                    getattr(args, "teacher_labels", "noisy"),
                    getattr(args, "teacher_checkpoint", "last"), args.data_root)
     metrics = run(spec, RunOptions(args.checkpoint_dir, args.threads, args.progress,
-                                   args.run_id))
+                                   args.run_id, args.share_teacher_work))
     if metrics:
         print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} at best val "
               f"epoch {metrics['best_epoch']}, {metrics['test_acc_last']:.4f} at the last "
@@ -137,6 +147,7 @@ def add_train_runs(sub) -> None:
                             "a long spec list stays off the command line)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--progress", dest="progress", action="store_true", default=None)
+    add_share_option(p)
     p.set_defaults(func=_run_train_runs)
 
 
@@ -172,7 +183,8 @@ def _run_train_runs(args) -> None:
 
         for device in sorted({r.cfg.device for r in requests}):
             resolve_device(device)  # a device this machine lacks
-    options = RunOptions(threads=args.threads, progress=args.progress)
+    options = RunOptions(threads=args.threads, progress=args.progress,
+                         share_teacher_work=args.share_teacher_work)
     trained, best = 0, None
     for req in requests:
         metrics = run(req, options)

@@ -157,6 +157,8 @@ def _study_settings(config: dict) -> _Study:
     need(not unknown, "runtime", f"unknown key(s) {', '.join(sorted(unknown))}")
     need(isinstance(runtime["device"], str) and DEVICE_PATTERN.fullmatch(runtime["device"]),
           "runtime.device", f"{DEVICES}, got {runtime['device']!r}")
+    need(isinstance(runtime["share_teacher_work"], bool), "runtime.share_teacher_work",
+          f"true or false, got {runtime['share_teacher_work']!r}")
     per_job = config.get("seeds_per_job", 1)
     need(isinstance(per_job, int) and per_job >= 1, "seeds_per_job", "an integer >= 1")
     pack = config.get("pack_methods", False)

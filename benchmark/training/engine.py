@@ -33,6 +33,7 @@ from benchmark.spec.protocol import cosine_period, teachers_train_mode
 from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from benchmark.training.device_data import DeviceData
+from benchmark.training.teacher_cache import TeacherOutputs, cacheable
 from methods.base import Method, MethodContext, StepOutput
 
 LOG_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
@@ -140,7 +141,12 @@ class Trainer:
     def __init__(self, *, model: nn.Module, data: DeviceData, method: Method,
                  teachers: list[nn.Module], cfg: TrainConfig, seed: int, role: str,
                  run_id: str, spec_hash: str, checkpoint_dir: Path, log_path: Path,
-                 keep_best_state: bool = False, progress: bool | None = None):
+                 keep_best_state: bool = False, progress: bool | None = None,
+                 teacher_store: dict | None = None):
+        """``teacher_store``: where the teachers' logits on the training inputs are kept
+        once computed (benchmark/training/teacher_cache.py), shared with the other runs of
+        the process that have the same teachers and data; None: each batch's teacher pass
+        (used anyway where the logits could change between epochs: ``cacheable``)."""
         self.device = data.device
         self.cfg, self.seed, self.role, self.run_id = cfg, seed, role, run_id
         self.spec_hash, self.data, self.method = spec_hash, data, method
@@ -169,11 +175,17 @@ class Trainer:
         # CUDA graphs (compile_mode reduce-overhead) need each training step marked, or a
         # step's outputs may be overwritten by the next replay while still in use
         self.graphed = cfg.compile and cfg.compile_mode in ("reduce-overhead", "max-autotune")
+        self.teacher_outputs = None
+        if teacher_store is not None and cacheable(data, self.teachers, self.teachers_train,
+                                                   cfg.compile):
+            self.teacher_outputs = TeacherOutputs(teacher_store, self.teachers, data,
+                                                  cfg.batch_size, cfg.eval_batch_size)
         self.opt, self.sched = build_optimizer(self.model, cfg)
         self.ctx = MethodContext(n_train=data.n_train, num_classes=data.num_classes,
                                  n_teachers=len(teachers), device=self.device, seed=seed,
                                  protocol=cfg.protocol, extras={"model": self.model, "data": data,
-                                         "teachers": self.teachers, "cfg": cfg})
+                                         "teachers": self.teachers, "cfg": cfg,
+                                         "teacher_outputs": self.teacher_outputs})
         method.setup(self.ctx)
 
     # -- state -----------------------------------------------------------------------------
@@ -238,7 +250,9 @@ class Trainer:
             with _autocast(self.device, self.amp_dtype):
                 feats, logits = self.fn(x)
                 t_logits = None
-                if self.teacher_fns and not finetune:
+                if self.teacher_outputs is not None and not finetune:
+                    t_logits = self.teacher_outputs.train_logits(idx, self.amp_dtype)
+                elif self.teacher_fns and not finetune:
                     with torch.no_grad():
                         t_logits = torch.stack([t(x) for t in self.teacher_fns]).float()
             out = StepOutput(logits.float(), feats.float(), y, idx, t_logits, x)

@@ -198,7 +198,7 @@ def matmul_peak(device) -> dict:
 
     seconds = _timed(device, run)
     return {"dtype": str(dtype).replace("torch.", ""), "size": n,
-            "tflops": round(2 * n**3 * reps / seconds / 1e12, 1)}
+            "tflops": round(2 * n**3 * reps / seconds / 1e12, 3)}
 
 
 def _peak_memory_mb(device) -> float:

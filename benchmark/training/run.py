@@ -39,6 +39,10 @@ class RunOptions:
     threads: int | None = None  # torch CPU threads
     progress: bool | None = None  # a progress bar (None: on a terminal)
     run_id: str | None = None  # default: its path under the study folder
+    #: the teachers' logits computed once and shared by the process's runs where they are
+    #: exact (benchmark/training/teacher_cache.py); False: a teacher pass per batch, today's
+    #: path, the same arithmetic (runtime key share_teacher_work; docs/training.md)
+    share_teacher_work: bool = True
 
 
 def default_run_id(out: Path) -> str:
@@ -273,10 +277,18 @@ def _train(req, opts, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> di
     torch.manual_seed(init_seed)
     model = create_model(req.arch, record.num_classes, record.input_shape)
     out = req.out_dir
+    store = None
+    if opts.share_teacher_work and teachers:
+        from benchmark.training.teacher_cache import SHARED
+
+        store = SHARED.store((tuple((t["model_path"], t["config_hash"]) for t in teachers),
+                              lf.sha256, req.dataset, str(req.data_root), data.train_set,
+                              raw_features(req.cfg.protocol), data.channels_last, str(device)))
     trainer = Trainer(model=model, data=data, method=method, teachers=teacher_models,
                       cfg=req.cfg, seed=req.seed, role=req.kind, run_id=run_id,
                       spec_hash=chash, checkpoint_dir=ckpt_dir, log_path=out / "log.csv",
-                      keep_best_state=req.kind == "teacher", progress=opts.progress)
+                      keep_best_state=req.kind == "teacher", progress=opts.progress,
+                      teacher_store=store)
     result = trainer.fit()
     last, best = result.history[-1], result.best
     metrics = {
@@ -296,8 +308,9 @@ def _train(req, opts, lf, teachers, spec, chash, run_id, method, ckpt_dir) -> di
         "train_time_s": result.train_time_s,
         "images_per_s": result.images_per_s,
         "wall_time_s": time.perf_counter() - wall0,
-        "runtime": {k: v for k, v in req.cfg.to_dict().items()
-                    if k not in TrainConfig.OPTIMISATION},
+        "runtime": {**{k: v for k, v in req.cfg.to_dict().items()
+                       if k not in TrainConfig.OPTIMISATION},
+                    "share_teacher_work": trainer.teacher_outputs is not None},
         "provenance": provenance(result.device),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

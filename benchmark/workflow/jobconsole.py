@@ -70,6 +70,17 @@ def study_progress(config: dict) -> tuple[int, int]:
     return len(done), total
 
 
+def share_flag(config: dict) -> list[str]:
+    """``train-runs``'s flag for the config's ``runtime.share_teacher_work`` (the schema's
+    default when unset): on the command line, not in the job's params, so switching it
+    reruns no job (the numbers do not depend on it)."""
+    from benchmark.spec import schema
+
+    default = schema.defaults("runtime")["share_teacher_work"]
+    on = ((config or {}).get("runtime") or {}).get("share_teacher_work", default)
+    return ["--share-teacher-work" if on else "--no-share-teacher-work"]
+
+
 def train_job(smk) -> int:
     """Run a training job (Snakemake's ``script:`` object ``smk``): ``noisykd train-runs``
     with the job's specs on stdin, output to the job's log; print the progress line or the
@@ -83,8 +94,8 @@ def train_job(smk) -> int:
     with open(log, "w") as fh:
         status = subprocess.run(
             [sys.executable, "-m", "benchmark", "train-runs", "--threads", threads,
-             "--runs-file", "-"], input=specs, text=True, stdout=fh, stderr=subprocess.STDOUT,
-            env=env).returncode
+             "--runs-file", "-"] + share_flag(smk.config), input=specs, text=True, stdout=fh,
+            stderr=subprocess.STDOUT, env=env).returncode
     if status:
         report_failure(smk.rule, log)
         return 1

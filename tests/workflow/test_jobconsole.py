@@ -71,3 +71,26 @@ def test_study_progress_counts_the_planned_runs_that_finished(tmp_path, monkeypa
     Path("results/tiny/runs/other/metrics.json").parent.mkdir(parents=True)
     Path("results/tiny/runs/other/metrics.json").write_text("{}")  # not planned: not counted
     assert study_progress(config) == (2, len(runs))
+
+
+def test_the_share_switch_reaches_the_job_command_not_its_params():
+    """runtime.share_teacher_work becomes train-runs' flag (the schema's default, on, when
+    unset); the job's params (its run specs, which Snakemake compares to decide a rerun)
+    are the same either way, so switching it reruns nothing."""
+    from benchmark.workflow.jobconsole import share_flag
+
+    assert share_flag({}) == ["--share-teacher-work"]
+    assert share_flag({"runtime": {"threads": 2}}) == ["--share-teacher-work"]
+    assert share_flag({"runtime": {"share_teacher_work": False}}) == ["--no-share-teacher-work"]
+    on = plan({**TINY, "runtime": {"share_teacher_work": True}})
+    off = plan({**TINY, "runtime": {"share_teacher_work": False}})
+    assert [j.command_args(None, None) for j in on.student_jobs] == [
+        j.command_args(None, None) for j in off.student_jobs]
+    assert [j.command_args(None, None) for j in plan(TINY).student_jobs] == [
+        j.command_args(None, None) for j in off.student_jobs]
+    import pytest
+
+    from benchmark.core.errors import UserError
+
+    with pytest.raises(UserError, match="runtime.share_teacher_work': true or false, got 'no'"):
+        plan({**TINY, "runtime": {"share_teacher_work": "no"}})
