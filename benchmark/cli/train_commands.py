@@ -232,7 +232,13 @@ def add_perf(sub) -> None:
     p.add_argument("--json", type=Path, help="write the results here (after every phase)")
     p.add_argument("--estimate", type=Path, metavar="CONFIG",
                    help="estimate device-hours of CONFIG's grid from --measured")
-    p.add_argument("--measured", type=Path, help="a perf JSON (with --estimate)")
+    p.add_argument("--measured", type=Path,
+                   help="with --estimate: a perf JSON (device-hours from throughput), or a "
+                        "study's results folder made on this machine, results/<study> (the "
+                        "grid's wall time priced from its runs)")
+    p.add_argument("--cores", type=int,
+                   help="with --estimate and a results folder: cores to run the grid on "
+                        "(default: this machine's)")
     p.add_argument("--targets", action="store_true",
                    help="with --estimate: also list the performance targets, met or not")
     p.add_argument("--variant", choices=["engine", "compiled", "cudagraphs"],

@@ -102,9 +102,11 @@ def main_perf(args) -> None:
     if args.estimate:
         import yaml
 
-        if not args.measured or not Path(args.measured).is_file():
+        if not args.measured or not (Path(args.measured).is_file()
+                                     or Path(args.measured).is_dir()):
             raise UserError("--estimate needs --measured PERF.json from an earlier "
-                            "`noisykd perf --json PERF.json` on the card to estimate for")
+                            "`noisykd perf --json PERF.json` on the card to estimate for, or "
+                            "a results folder (results/<study>) made on this machine")
         if not Path(args.estimate).is_file():
             raise UserError(f"--estimate: config {args.estimate} does not exist")
         try:
@@ -113,6 +115,20 @@ def main_perf(args) -> None:
             raise UserError(f"--estimate: {args.estimate} is not valid YAML: {exc}") from None
         if not isinstance(config, dict):
             raise UserError(f"--estimate: {args.estimate} is not a config (a mapping of keys)")
+        if Path(args.measured).is_dir():
+            import os
+
+            from benchmark.plan.cost_from_runs import (
+                estimate_from_runs,
+                format_estimate_from_runs,
+            )
+
+            cores = args.cores or os.cpu_count() or 1
+            if cores < 1:
+                raise UserError(f"--cores must be at least 1, got {cores}")
+            print(format_estimate_from_runs(str(args.estimate), estimate_from_runs(
+                config, Path(args.measured), cores)))
+            return
         try:
             perf = json.loads(Path(args.measured).read_text())
         except ValueError as exc:
