@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,13 +47,13 @@ def cell_config(study: str, seeds: list[int], share: bool) -> dict:
 
 
 def train_job(job, share: bool) -> float:
-    payload = json.loads(__import__("shlex").split(job.command_args(None, None))[0])
+    payload = json.loads(shlex.split(job.command_args(None, None))[0])
     flag = "--share-teacher-work" if share else "--no-share-teacher-work"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "benchmark", "train-runs", "--threads", "1",
                     "--runs-file", "-", flag], input=json.dumps(payload), text=True,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**__import__("os").environ, "OMP_NUM_THREADS": "1",
+                   env={**os.environ, "OMP_NUM_THREADS": "1",
                         "MKL_NUM_THREADS": "1"})
     return time.perf_counter() - t0
 

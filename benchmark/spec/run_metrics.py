@@ -155,6 +155,11 @@ def metrics_problems(m, where: str, kind: str | None = None) -> list[str]:
     return out
 
 
+def _field(key: str) -> property:
+    """A required key of metrics.json as a read-only attribute."""
+    return property(lambda self: self[key], doc=f"metrics.json's {key!r} (required)")
+
+
 class RunMetrics(dict):
     """A run's metrics.json, checked against the declared schema (``metrics_problems``): the
     one record of it the suite reads and writes. A mapping of the file's keys (what a
@@ -167,9 +172,7 @@ class RunMetrics(dict):
         _raise_first(metrics_problems(m, where, kind))
         return m if isinstance(m, cls) else cls(m)
 
-    @property
-    def kind(self) -> str:
-        return self["kind"]
+    kind = _field("kind")
 
     @property
     def config_hash(self) -> str | None:
@@ -180,9 +183,7 @@ class RunMetrics(dict):
     def run_id(self) -> str | None:
         return self.get("run_id")
 
-    @property
-    def spec(self) -> dict:
-        return self["spec"]
+    spec = _field("spec")
 
     @property
     def seed(self) -> int:
@@ -211,29 +212,9 @@ class RunMetrics(dict):
     def git(self) -> dict:
         return (self.get("provenance") or {}).get("git") or {}
 
-    @property
-    def test_acc_best_val(self) -> float:
-        return self["test_acc_best_val"]
-
-    @property
-    def test_acc_last(self) -> float:
-        return self["test_acc_last"]
-
-    @property
-    def val_acc_best(self) -> float:
-        return self["val_acc_best"]
-
-    @property
-    def val_acc_last(self) -> float:
-        return self["val_acc_last"]
-
-    @property
-    def best_epoch(self) -> int:
-        return self["best_epoch"]
-
-    @property
-    def epochs(self) -> int:
-        return self["epochs"]
+    # the required keys, each as it is in the file (checked: REQUIRED)
+    epochs, best_epoch = _field("epochs"), _field("best_epoch")
+    test_acc_best_val, test_acc_last, val_acc_best, val_acc_last = map(_field, ACCURACIES)
 
 
 def check_metrics(m, where: str, kind: str | None = None) -> RunMetrics:
