@@ -123,7 +123,7 @@ def main_perf(args) -> None:
                 format_estimate_from_runs,
             )
 
-            cores = args.cores or os.cpu_count() or 1
+            cores = args.cores if args.cores is not None else (os.cpu_count() or 1)
             if cores < 1:
                 raise UserError(f"--cores must be at least 1, got {cores}")
             print(format_estimate_from_runs(str(args.estimate), estimate_from_runs(

@@ -102,3 +102,18 @@ def test_the_closest_measured_run_prices_an_unmeasured_one(tmp_path):
         cost_from_runs.estimate_from_runs(TINY, no_almkd, 1)
     with pytest.raises(UserError, match="no finished run with timings"):
         cost_from_runs.estimate_from_runs(TINY, tmp_path / "empty", 1)
+
+
+def test_the_cli_prices_from_a_folder_and_refuses_no_cores(tmp_path, capsys):
+    import yaml
+
+    from benchmark.cli import main
+
+    measured = _measured_study(tmp_path, TINY)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    args = ["perf", "--estimate", str(cfg), "--measured", str(measured)]
+    assert main([*args, "--cores", "0"]) == 2
+    assert "--cores must be at least 1, got 0" in capsys.readouterr().err
+    assert main([*args, "--cores", "2"]) in (0, None)
+    assert "on 2 slot(s)" in capsys.readouterr().out
