@@ -46,6 +46,8 @@ try:
     PLAN = grid.plan(config)
 except UserError as exc:
     config_error(exc)
+for note in PLAN.notes:
+    sys.stderr.write(f"note: {note}\n")
 
 # The console tells the story: a job prints its log's last line (train-runs ends with a
 # one-line summary), and a failed job prints the lines of its log that say why

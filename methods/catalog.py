@@ -17,6 +17,7 @@ schema leaves their names to the planner, which checks them here).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -118,8 +119,13 @@ ALMKD_FULL_RULES = {
     "hypergrad": Choice(("double_backward", "jvp")),
 }
 
+# The trust-rule zoo (issue 29): rules that set a student's trust in its teachers without
+# clean data, each ported from its authors' code (docs/reproduction-notes.md, section Z;
+# defaults as the authors used them on CIFAR-100, sources in each method's docstring).
+
 #: the families, in the order the docs describe them
-FAMILIES = ("label", "constant_trust", "adaptive_mixing", "clean_budget", "meta_reweight")
+FAMILIES = ("label", "constant_trust", "adaptive_mixing", "clean_budget", "meta_reweight",
+            "per_instance_trust", "robust_label", "per_teacher_trust", "logit_kd", "control")
 #: how the cost model prices a run (benchmark/plan/cost_model.py): as kd (teachers' and student's
 #: passes), kd plus ALM refreshes (measured for the method named by ``priced_as``), a
 #: look-ahead every step (measured as almkd_full's per step), or almkd_full's own schedule
@@ -147,6 +153,22 @@ class MethodEntry:
     short: str = ""  # a baseline's marker in the per-cell tables (+K: better than kd)
     cost: str = "kd"
     priced_as: str | None = None  # cost "refresh": whose measured refresh costs
+    #: the fewest teachers a run needs: 2 for the per-teacher rules (with one teacher they
+    #: are kd); the planner leaves them out of setups with fewer, and says so
+    min_teachers: int = 1
+    #: mixes the label with the teachers' probabilities into one target distribution
+    #: (bootstrap, proselflc): several teachers only where their weights total the target's
+    #: share (protocol suite); the planner refuses the rest in one line
+    mixes_targets: bool = False
+    #: whether the rule computes its trust in the teacher from the given (possibly noisy)
+    #: label (wsld, dkd, camkd) or not (ebkd, aekd, proselflc, lskd); None: not a trust rule
+    #: of the zoo (the tables mark the first kind)
+    trust_from_label: bool | None = None
+
+    @property
+    def compared(self) -> bool:
+        """A rule under test, compared with every baseline (ALM methods and the zoo)."""
+        return self.baseline_rank is None
 
     @property
     def is_alm(self) -> bool:
@@ -229,17 +251,66 @@ _ENTRIES = (
     MethodEntry("mwnet", "meta_reweight", MWNET_DEFAULTS, MWNET_RULES,
                 teacher_free_when={"loss": "ce"}, uses_clean_labels=True, baseline_rank=8,
                 short="M", cost="lookahead"),
+    # -- the trust-rule zoo (issue 29) ----------------------------------------------------
+    MethodEntry("wsld", "per_instance_trust", {"T": 4.0, "ce_weight": 1.0, "kd_weight": 2.25},
+                {"T": Real(0, low_open=True), "ce_weight": Real(0), "kd_weight": Real(0)},
+                trust_from_label=True),
+    MethodEntry("bootstrap", "per_instance_trust", {"mode": "soft", "beta": None},
+                {"mode": Choice(("soft", "hard")),
+                 "beta": Real(0, 1, none="0.95 for soft, 0.8 for hard (Reed et al.)")},
+                mixes_targets=True, trust_from_label=False),
+    MethodEntry("proselflc", "per_instance_trust",
+                {"B": 6.0, "transit": 0.3},
+                {"B": Real(0), "transit": Real(0, 1)},
+                mixes_targets=True, trust_from_label=False),
+    MethodEntry("gce_kd", "robust_label", {"q": 0.7, "T": 4.0, "kd_weight": 0.9},
+                {"q": Real(0, 1, low_open=True), "T": Real(0, low_open=True),
+                 "kd_weight": Real(0, 1)}),
+    MethodEntry("sce_kd", "robust_label",
+                # A: ln(1e-4), their clip of the one-hot label (the paper's -4 is log10)
+                {"alpha": 6.0, "beta": 0.1, "A": math.log(1e-4), "T": 4.0, "kd_weight": 0.9},
+                {"alpha": Real(0), "beta": Real(0), "A": Real(high=0, high_open=True),
+                 "T": Real(0, low_open=True), "kd_weight": Real(0, 1)}),
+    MethodEntry("camkd", "per_teacher_trust", {"T": 4.0, "ce_weight": 1.0, "kd_weight": 1.0},
+                {"T": Real(0, low_open=True), "ce_weight": Real(0), "kd_weight": Real(0)},
+                min_teachers=2, trust_from_label=True),
+    MethodEntry("ebkd", "per_teacher_trust", {"T": 4.0, "ce_weight": 1.0, "kd_weight": 1.0},
+                {"T": Real(0, low_open=True), "ce_weight": Real(0), "kd_weight": Real(0)},
+                min_teachers=2, trust_from_label=False),
+    MethodEntry("aekd", "per_teacher_trust",
+                {"T": 4.0, "ce_weight": 1.0, "kd_weight": 0.9, "C": 0.6},
+                {"T": Real(0, low_open=True), "ce_weight": Real(0), "kd_weight": Real(0),
+                 # each teacher's weight at most clip(C, 1 / M, 1) (their one-class SVM's C)
+                 "C": Real(0, low_open=True)},
+                min_teachers=2, trust_from_label=False),
+    MethodEntry("dkd", "logit_kd",
+                {"T": 4.0, "ce_weight": 1.0, "alpha": 1.0, "beta": 8.0, "warmup": 20},
+                {"T": Real(0, low_open=True), "ce_weight": Real(0), "alpha": Real(0),
+                 "beta": Real(0), "warmup": Int(0)},
+                trust_from_label=True),
+    MethodEntry("lskd", "logit_kd", {"T": 2.0, "ce_weight": 0.1, "kd_weight": 9.0},
+                {"T": Real(0, low_open=True), "ce_weight": Real(0), "kd_weight": Real(0)},
+                trust_from_label=False),
+    MethodEntry("tfkd", "control",
+                {"T": 20.0, "kd_weight": 0.1, "multiplier": 100.0, "correct_prob": 0.99},
+                {"T": Real(0, low_open=True), "kd_weight": Real(0, 1),
+                 "multiplier": Real(0), "correct_prob": Real(0, 1)},
+                uses_teachers=False),
 )
 
 #: name -> entry, in the tables' row order
 CATALOG: MappingProxyType = MappingProxyType({e.name: e for e in _ENTRIES})
 METHOD_NAMES = tuple(CATALOG)
 ALM_METHODS = tuple(e.name for e in _ENTRIES if e.is_alm)
+#: the rules under test (ALM methods and the zoo), each compared with every baseline
+COMPARED_METHODS = tuple(e.name for e in _ENTRIES if e.compared)
 #: the baselines in the comparisons' order
-BASELINE_ORDER = tuple(sorted((e.name for e in _ENTRIES if not e.is_alm),
+BASELINE_ORDER = tuple(sorted((e.name for e in _ENTRIES if not e.compared),
                               key=lambda m: CATALOG[m].baseline_rank))
 #: methods that train on clean labels (the meta split): every table marks them
 CLEAN_LABEL_METHODS = tuple(e.name for e in _ENTRIES if e.uses_clean_labels)
+#: rules whose trust in the teacher is computed from the given label: every table marks them
+TRUST_FROM_LABEL_METHODS = tuple(e.name for e in _ENTRIES if e.trust_from_label)
 HPARAM_DEFAULTS = MappingProxyType({e.name: e.defaults for e in _ENTRIES})
 HPARAM_RULES = MappingProxyType({e.name: e.rules for e in _ENTRIES})
 SHORT = {e.name: e.short for e in _ENTRIES if e.short}

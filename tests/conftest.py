@@ -66,3 +66,19 @@ def interrupt_after(monkeypatch, epoch: int) -> None:
             raise KeyboardInterrupt("simulated kill")
 
     monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+
+
+def killed_then_resumed(monkeypatch, spec, epoch: int):
+    """Train ``spec`` until it is killed right after epoch ``epoch``'s checkpoint, check the
+    checkpoint is there, then run it again (the resume) and return its metrics."""
+    import pytest
+
+    from benchmark.training.checkpoint import default_checkpoint_dir
+    from benchmark.training.run import run
+
+    interrupt_after(monkeypatch, epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec)
+    assert (default_checkpoint_dir(spec.out_dir) / "checkpoint.pt").exists()
+    monkeypatch.undo()
+    return run(spec)

@@ -80,6 +80,10 @@ MIRROR_COMMANDS = (
     "git -C $M show 3f1800f:MW-Net.py | cat -n | sed -n '104,106p;126,128p;190,241p;264,275p'",
     "git -C $M show 3f1800f:resnet.py | cat -n | sed -n '47,58p;95,107p;185,187p;275,289p'",
     "git -C $M show 3f1800f:train_WRN-28-10_Meta_PGC.py | cat -n | sed -n '94,98p;114,179p'",
+    "X=/work/.mirror/xiaoboxia+Part-dependent-label-noise/repo",
+    "git -C $X show b682527:tools.py | cat -n | sed -n '9,61p'",
+    "git -C $X show b682527:data.py | cat -n | sed -n '8,34p;75,94p;231,247p'",
+    "git -C $X show b682527:main.py | cat -n | sed -n '23,39p;56,70p;90,103p'",
 )
 
 ROUND_TRIP = ("tests/workflow/test_workflow.py::"

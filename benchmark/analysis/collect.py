@@ -46,7 +46,8 @@ def _noise_fields(noise_id: str) -> dict:
     from benchmark.data.noise import NoiseSpec
 
     spec = NoiseSpec.parse(noise_id)
-    return {"noise_kind": spec.kind + ("-incl" if spec.include_true else ""),
+    kind = spec.kind if spec.kind == "human" else spec.id.split("_")[0]  # instance-std apart
+    return {"noise_kind": kind,
             "rate": spec.rate, "variant": spec.variant}
 
 

@@ -37,7 +37,7 @@ from benchmark.core import layout
 from benchmark.core.errors import UserError
 from benchmark.core.layout import PLAN_FILE
 from benchmark.spec.vocabulary import DEFAULT_FACTORS, FACTORS, MARGIN
-from methods.catalog import ALM_METHODS, BASELINE_ORDER, METHOD_NAMES
+from methods.catalog import BASELINE_ORDER, COMPARED_METHODS, METHOD_NAMES
 
 CELL_KEYS = ["dataset", "noise_id", "setup"]
 
@@ -54,7 +54,7 @@ class Plan:
     @staticmethod
     def declared(methods) -> tuple[tuple[str, ...], tuple[str, ...]]:
         methods = set(methods)
-        alm = tuple(m for m in METHOD_NAMES if m in ALM_METHODS and m in methods)
+        alm = tuple(m for m in METHOD_NAMES if m in COMPARED_METHODS and m in methods)
         base = tuple(m for m in BASELINE_ORDER if m in methods)
         return alm, base
 

@@ -48,7 +48,7 @@ def cell_attributes(dataset: str, noise_id: str, setup: str) -> dict:
 
     spec = NoiseSpec.parse(noise_id)
     kind = (f"human-{spec.variant}" if spec.kind == "human" else
-            spec.kind + ("-incl" if spec.include_true else ""))
+            spec.id.split("_")[0])  # symmetric-incl, instance-std: kept apart
     return {"dataset": dataset, "noise_type": kind,
             "noise_rate": "" if spec.rate is None else f"{spec.rate:g}",
             "setup": setup.removesuffix("-cleanT"),

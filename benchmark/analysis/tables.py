@@ -24,13 +24,22 @@ from tabulate import tabulate
 from benchmark.analysis.scores import base_method
 from benchmark.analysis.stats import ALPHA, POWER, WILCOXON_MIN_N
 from benchmark.analysis.verdicts import MARGIN, NOT_TESTABLE, SCOPES
-from methods.catalog import CLEAN_LABEL_METHODS, METHOD_NAMES, SHORT
+from methods.catalog import (
+    ALM_METHODS,
+    CLEAN_LABEL_METHODS,
+    COMPARED_METHODS,
+    METHOD_NAMES,
+    SHORT,
+    TRUST_FROM_LABEL_METHODS,
+)
 
 ROW_ORDER = METHOD_NAMES  # rows in the order the catalog lists them
 METRIC_NAMES = {"best": "test accuracy at the best clean-validation epoch",
                 "last": "test accuracy at the last epoch"}
 MIXED = "†"
 CLEAN = "‡"  # after a method's name: it trains on clean labels (the meta split)
+#: after a method's name: its trust in the teacher is computed from the given (noisy) label
+FROM_LABEL = "§"
 TABLE_CSV_COLUMNS = ["setup", "metric", "dataset", "noise_id", "row", "method_id", "hparams",
                      "uses_clean_labels", "mean", "std", "n", "alphas", "markers", "best",
                      "mixed"]
@@ -42,6 +51,15 @@ TEACHER_ROWS = (("teacher acc", "teacher_acc"),
 
 def uses_clean_labels(row: str) -> bool:
     return base_method(row) in CLEAN_LABEL_METHODS
+
+
+def trust_from_label(row: str) -> bool:
+    return base_method(row) in TRUST_FROM_LABEL_METHODS
+
+
+def row_marks(row: str) -> str:
+    return (CLEAN if uses_clean_labels(row) else "") + (FROM_LABEL if trust_from_label(row)
+                                                        else "")
 
 
 def row_key(row: str):
@@ -101,7 +119,7 @@ class Table:
         return (f"Setup {self.setup}. Metric: {METRIC_NAMES[self.metric]}, mean ± std over "
                 f"seeds in percent, on the seeds that every method of the cell has; {n_text}. "
                 "Bold: the highest mean of a column with at least two methods (a ranking, "
-                "not a test: see the markers). Markers after an ALM method: +X / -X: "
+                f"not a test: see the markers). Markers after {self.compared_words()}: +X / -X: "
                 f"significantly better / worse than baseline X ({keys}; declared before "
                 "any test number, never chosen by test mean): paired t-test over seeds, "
                 f"Holm-corrected over the {m['m'] if m else 0} comparisons of this table "
@@ -115,7 +133,25 @@ class Table:
                 "on the training split equal its noisy labels; teacher agreement (clean "
                 "labels): how often they equal its clean labels (blank where a teacher's "
                 "metrics.json does not record it)."
-                + self.subset_note() + self.clean_note())
+                + self.subset_note() + self.clean_note() + self.label_note())
+
+    def compared_words(self) -> str:
+        """Who carries the markers: the ALM methods (the tables before the zoo say only
+        that), or every rule under test."""
+        zoo = [r for r in self.rows
+               if base_method(r) in COMPARED_METHODS and base_method(r) not in ALM_METHODS]
+        return ("a rule under test (an ALM method or a trust rule of the zoo)" if zoo
+                else "an ALM method")
+
+    def label_note(self) -> str:
+        """Which rules compute their trust in the teacher from the given label (empty when
+        none is in the table)."""
+        rows = [r for r in self.rows if trust_from_label(r)]
+        if not rows:
+            return ""
+        return (f" {FROM_LABEL}: computes its trust in the teacher from the given (noisy) "
+                f"label ({', '.join(rows)}): under label noise it trusts the teacher least "
+                "where the label is wrong.")
 
     def clean_note(self) -> str:
         """Who trained on clean labels, how many, and what chose the epochs (labels files)."""
@@ -223,7 +259,7 @@ def _grid(t: Table, columns, bold, mark, header_sep: str, esc=lambda x: x):
                  if (row, d, n) in by else "" for d, n in columns]
         if not any(cells):
             continue
-        body.append([esc(row) + (CLEAN if uses_clean_labels(row) else "")] + cells)
+        body.append([esc(row) + row_marks(row)] + cells)
         if base_method(row) == "fixed_alpha":
             body.append(["chosen alpha"] + [esc(by[(row, d, n)]["alphas"])
                                             if (row, d, n) in by else "" for d, n in columns])

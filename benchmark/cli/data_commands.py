@@ -23,6 +23,11 @@ def add_labels(sub) -> None:
     p.add_argument("--include-true", action="store_true",
                    help="symmetric noise as the ALM-KD authors drew it: int(N*r) labels "
                         "redrawn uniformly from all classes (realises about r(C-1)/C)")
+    p.add_argument("--features", choices=("raw", "standardised"),
+                   help="instance noise only: what Xia et al.'s random projection scores; "
+                        "raw (default): the stored inputs, pixel values 0..255 as Xia et al. "
+                        "feed them; standardised: the normalised inputs (noise id "
+                        "instance-std_<rate>, the suite's form before issue 30)")
     p.add_argument("--seed", type=int, required=True,
                    help="run seed (split and noise derive from it)")
     p.add_argument("--out", type=Path, required=True, help="labels file to write (.npz)")
@@ -50,7 +55,7 @@ def _run_labels(args) -> None:
     from benchmark.data.noise import NoiseSpec
 
     spec = NoiseSpec(args.noise, rate=args.rate, variant=args.variant,
-                     include_true=args.include_true)
+                     include_true=args.include_true, features=args.features)
     req = LabelsRequest(args.dataset, spec, args.seed, val_fraction=args.val_fraction,
                         data_root=args.data_root, download=args.download,
                         cifar_n_dir=args.cifar_n_dir, train_subset=args.train_subset,

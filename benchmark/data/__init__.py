@@ -3,7 +3,7 @@
 Importing this package registers every dataset but loads nothing and imports no torch.
 """
 
-from benchmark.data import cifar, fashion_mnist, imagefolder, tabular  # noqa: F401  (registers datasets)
+from benchmark.data import cifar, fashion_mnist, imagefolder, mnist, tabular  # noqa: F401  (registers datasets)
 from benchmark.data.record import DatasetRecord
 from benchmark.data.registry import (
     DatasetEntry,

@@ -145,7 +145,8 @@ def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dic
     c = record.num_classes
 
     split_seed = derive_seed(req.seed, "split", req.dataset)
-    noise_seed = derive_seed(req.seed, "noise", req.dataset, req.noise.id)
+    # the stream id, not the id: both instance features forms draw the same stream
+    noise_seed = derive_seed(req.seed, "noise", req.dataset, req.noise.stream_id)
     train_idx, val_idx = stratified_split(pool_y, req.val_fraction, split_seed)
     extra_meta, extra_seeds, extra_arrays = {}, {}, {}
     n_select = round((req.select_fraction or 0.0) * len(pool_y))
@@ -180,8 +181,9 @@ def build_labels(req: LabelsRequest, record: DatasetRecord | None = None) -> dic
         human_noisy = human.noisy[train_idx]
         extra_meta["human_file"] = {"name": human.path.name, "md5": human.md5,
                                     "published_md5_match": human.verified}
-    if req.noise.kind == "instance":
-        features = record.features(record.train_x[train_idx])
+    if req.noise.kind == "instance":  # what Xia et al.'s projection scores (noise.py)
+        x = record.train_x[train_idx]
+        features = record.raw_features(x) if req.noise.features == "raw" else record.features(x)
 
     result = apply_noise(req.noise, clean, c, np.random.default_rng(noise_seed),
                          dataset=req.dataset, features=features, human_noisy=human_noisy)
@@ -267,10 +269,27 @@ def read_labels(path: str | Path) -> LabelsFile:
     return LabelsFile(path, arrays, meta)
 
 
+def noise_features(meta: dict) -> str | None:
+    """What a labels file's instance noise projected: ``raw`` or ``standardised`` (files
+    written before the choice existed have no ``features`` and projected standardised
+    inputs); None for other noise kinds."""
+    noise = meta["noise"]
+    if noise.get("kind") != "instance":
+        return None
+    return noise.get("features") or "standardised"
+
+
+def noise_label(meta: dict) -> str:
+    """The noise id, with what instance noise projected (``instance_0.40 (raw inputs)``): an
+    ``instance`` file written before the raw form existed says ``standardised``."""
+    form = noise_features(meta)
+    return meta["noise"]["id"] + (f" ({form} inputs)" if form else "")
+
+
 def summary_line(meta: dict) -> str:
     req = meta["rate_requested"]
     req_s = "-" if req is None else f"{req:.3f}"
-    return (f"{meta['dataset']} {meta['noise']['id']} seed {meta['seed']}: requested {req_s}, "
+    return (f"{meta['dataset']} {noise_label(meta)} seed {meta['seed']}: requested {req_s}, "
             f"expected {meta['rate_expected']:.4f}, realised {meta['rate_realised']:.4f} "
             f"(train {meta['n_train']}{_subset_note(meta)}, val {meta['n_val']}, "
             f"test {meta['n_test']})")

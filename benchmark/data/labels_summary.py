@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchmark.data.labels import read_labels
+from benchmark.data.labels import noise_label, read_labels
 
 HEADERS = ["dataset", "noise", "seed", "requested", "expected", "realised",
            "train", "val", "test"]
@@ -21,7 +21,7 @@ def labels_summary_rows(paths: list[Path]) -> list[list]:
     for path in paths:
         m = read_labels(path).meta
         req = m["rate_requested"]
-        rows.append([m["dataset"], m["noise"]["id"], m["seed"],
+        rows.append([m["dataset"], noise_label(m), m["seed"],
                      "-" if req is None else f"{req:.3f}",
                      f"{m['rate_expected']:.4f}", f"{m['rate_realised']:.4f}",
                      m["n_train"], m["n_val"], m["n_test"]])
@@ -36,5 +36,7 @@ def labels_summary_markdown(paths: list[Path]) -> str:
               "noise model implies on this training split (differs from requested for "
               "symmetric-incl, partial class maps and instance noise); realised: the share "
               "of training labels that differ from the clean ones. Validation and test "
-              "labels are clean.\n")
+              "labels are clean. Instance noise names what its projection scored: raw "
+              "inputs (pixel values 0..255, as Xia et al.) or standardised ones "
+              "(instance-std, and instance files written before the raw form).\n")
     return "# Label noise realised per labels file\n\n" + table + legend

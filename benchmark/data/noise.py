@@ -20,12 +20,20 @@ import numpy as np
 from benchmark.core.errors import UserError
 
 NOISE_KINDS = ("symmetric", "asymmetric", "pairflip", "instance", "human")
+# What instance noise projects (Xia et al.'s x): "raw", the inputs as the dataset stores them,
+# flattened (uint8 pixel values 0..255 for images, not divided by 255, as Xia et al.'s
+# data.py feeds them; the stored feature values for tabular data), the default; or
+# "standardised", the normalised inputs the networks see (the suite's form before issue 30,
+# id ``instance-std_<rate>``).
+INSTANCE_FEATURES = ("raw", "standardised")
+_FEATURES_TAG = {"raw": "", "standardised": "-std"}
 
 # Asymmetric class maps (true class -> noisy class), each flipped with probability r.
 ASYMMETRIC_MAPS: dict[str, dict[int, int]] = {
     # Patrini et al. 2017 (CIFAR-10): truck->automobile, bird->airplane, deer->horse, cat<->dog.
     "cifar10": {9: 1, 2: 0, 4: 7, 3: 5, 5: 3},
-    # Patrini et al. 2017 (MNIST), used here for sklearn digits: 2->7, 3->8, 5<->6, 7->1.
+    # Patrini et al. 2017 (MNIST): 2->7, 3->8, 5<->6, 7->1; also for sklearn's digits.
+    "mnist": {2: 7, 3: 8, 5: 6, 6: 5, 7: 1},
     "digits": {2: 7, 3: 8, 5: 6, 6: 5, 7: 1},
     # The suite's own map of look-alike garments and shoes: T-shirt/top<->Shirt,
     # Pullover<->Coat, Sandal->Sneaker->Ankle boot->Sandal. Trouser, Dress and Bag are kept.
@@ -38,7 +46,7 @@ ASYMMETRIC_MAPS: dict[str, dict[int, int]] = {
     "cifar100": {c: 5 * (c // 5) + (c + 1) % 5 for c in range(100)},
 }
 
-_ID_RE = re.compile(r"^(?P<kind>[a-z]+)(?P<incl>-incl)?_(?P<rate>[0-9.]+)$")
+_ID_RE = re.compile(r"^(?P<kind>[a-z]+)(?P<tag>-incl|-std)?_(?P<rate>[0-9.]+)$")
 
 
 def format_rate(rate: float) -> str:
@@ -49,12 +57,18 @@ def format_rate(rate: float) -> str:
 
 @dataclass(frozen=True)
 class NoiseSpec:
-    """What noise to apply. ``id`` is the readable path component used everywhere."""
+    """What noise to apply. ``id`` is the readable path component used everywhere.
+
+    ``features`` (instance noise only, None for every other kind) is what Xia et al.'s
+    projection scores: ``raw`` (the default, their form) or ``standardised``, which shows in
+    the id (``instance-std_0.40``), so the two never share a labels path.
+    """
 
     kind: str
     rate: float | None = None
     variant: str | None = None
     include_true: bool = False
+    features: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in NOISE_KINDS:
@@ -75,13 +89,34 @@ class NoiseSpec:
             object.__setattr__(self, "rate", rate)
         if self.include_true and self.kind != "symmetric":
             raise UserError("include_true applies to symmetric noise only")
+        if self.kind == "instance":
+            features = "raw" if self.features is None else self.features
+            if features not in INSTANCE_FEATURES:
+                raise UserError(f"instance noise features must be one of "
+                                f"{', '.join(INSTANCE_FEATURES)}, got {self.features!r}")
+            object.__setattr__(self, "features", features)
+        elif self.features is not None:
+            raise UserError(f"features (raw or standardised) applies to instance noise only, "
+                            f"not {self.kind!r}")
 
     @property
     def id(self) -> str:
         if self.kind == "human":
             return f"human-{self.variant}"
-        incl = "-incl" if self.include_true else ""
-        return f"{self.kind}{incl}_{format_rate(self.rate)}"
+        tag = "-incl" if self.include_true else _FEATURES_TAG.get(self.features, "")
+        return f"{self.kind}{tag}_{format_rate(self.rate)}"
+
+    @property
+    def stream_id(self) -> str:
+        """The id the noise's random stream derives from: the id without the features form.
+
+        So ``instance_r`` and ``instance-std_r`` of one seed draw the same flip rates,
+        projections and uniforms (they differ only in what is projected), and
+        ``instance-std_r`` gives the arrays that ``instance_r`` labels files had before the
+        raw form existed."""
+        if self.kind == "instance":
+            return f"{self.kind}_{format_rate(self.rate)}"
+        return self.id
 
     @classmethod
     def parse(cls, noise_id: str) -> NoiseSpec:
@@ -90,12 +125,21 @@ class NoiseSpec:
         m = _ID_RE.match(noise_id)
         if not m:
             raise UserError(f"cannot parse noise id {noise_id!r} (e.g. symmetric_0.40, "
-                            "symmetric-incl_0.40, pairflip_0.45, human-aggre)")
-        return cls(m["kind"], rate=float(m["rate"]), include_true=bool(m["incl"]))
+                            "symmetric-incl_0.40, pairflip_0.45, instance-std_0.40, "
+                            "human-aggre)")
+        tag = m["tag"]
+        if tag == "-std" and m["kind"] != "instance":
+            raise UserError(f"cannot parse noise id {noise_id!r}: -std (standardised "
+                            "features) is for instance noise only")
+        return cls(m["kind"], rate=float(m["rate"]), include_true=tag == "-incl",
+                   features="standardised" if tag == "-std" else None)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "rate": self.rate, "variant": self.variant,
-                "include_true": self.include_true, "id": self.id}
+        out = {"kind": self.kind, "rate": self.rate, "variant": self.variant,
+               "include_true": self.include_true, "id": self.id}
+        if self.kind == "instance":  # only here: other kinds' labels files keep their bytes
+            out["features"] = self.features
+        return out
 
 
 @dataclass(frozen=True)
@@ -190,13 +234,10 @@ def instance_transition_rows(clean: np.ndarray, x: np.ndarray, q: np.ndarray, nu
     return rows
 
 
-def instance_noise(clean: np.ndarray, features: np.ndarray, num_classes: int, rate: float,
-                   rng: np.random.Generator, sd: float = 0.1) -> NoiseResult:
-    """Instance-dependent noise after Xia et al. 2020 (part-dependent label noise, their
-    ``get_instance_noisy_label``): flip rate q_i ~ N(r, sd^2) truncated to [0, 1]; a random
-    Gaussian projection W_y [D, C] of the normalised input per true class y scores the other
-    classes; the label flips with probability q_i, to class j != y with probability
-    softmax(x_i W_y)_j."""
+def instance_model(clean: np.ndarray, features: np.ndarray, num_classes: int, rate: float,
+                   rng: np.random.Generator, sd: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """The flip rates q [N] and per-instance rows [N, C] of ``instance_noise``, drawn from
+    ``rng`` in its order (q, then W_y class by class); the sampling of labels comes after."""
     from scipy.stats import truncnorm
 
     n, c = len(clean), num_classes
@@ -205,13 +246,31 @@ def instance_noise(clean: np.ndarray, features: np.ndarray, num_classes: int, ra
                       random_state=rng)
     rows = instance_transition_rows(clean, x, q, c,
                                     lambda y: rng.standard_normal((x.shape[1], c)))
+    return q, rows
+
+
+def instance_noise(clean: np.ndarray, features: np.ndarray, num_classes: int, rate: float,
+                   rng: np.random.Generator, sd: float = 0.1, form: str = "") -> NoiseResult:
+    """Instance-dependent noise after Xia et al. 2020 (part-dependent label noise, their
+    ``get_instance_noisy_label``, tools.py @ b682527): flip rate q_i ~ N(r, sd^2) truncated
+    to [0, 1]; a random Gaussian projection W_y [D, C] (entries N(0, 1), not rescaled) of
+    the input ``features`` x_i per true class y scores the other classes; the label flips
+    with probability q_i, to class j != y with probability softmax(x_i W_y)_j.
+
+    The scale of x matters: Xia et al. project raw pixel values 0..255, whose scores are so
+    large that the softmax is nearly one-hot (one flip target per instance); standardised
+    inputs spread the flips over several targets. ``form`` only names x in the description.
+    """
+    c = num_classes
+    q, rows = instance_model(clean, features, c, rate, rng, sd)
     noisy = sample_rows(rows, rng)
     expected = np.eye(c)
     for y in range(c):
         idx = clean == y
         if idx.any():
             expected[y] = rows[idx].mean(axis=0)
-    return NoiseResult(noisy, expected, q, f"instance (Xia et al. 2020), flip-rate sd {sd}")
+    on = f" on {form} inputs" if form else ""
+    return NoiseResult(noisy, expected, q, f"instance (Xia et al. 2020){on}, flip-rate sd {sd}")
 
 
 def realised_transition(clean: np.ndarray, noisy: np.ndarray, num_classes: int) -> np.ndarray:
@@ -241,7 +300,7 @@ def apply_noise(spec: NoiseSpec, clean: np.ndarray, num_classes: int,
     if spec.kind == "instance":
         if features is None:
             raise ValueError("instance noise needs the inputs' features")
-        return instance_noise(clean, features, c, spec.rate, rng)
+        return instance_noise(clean, features, c, spec.rate, rng, form=spec.features)
     if spec.kind == "symmetric":
         t, desc = symmetric_matrix(c, spec.rate), "uniform over the other classes"
     elif spec.kind == "pairflip":

@@ -55,7 +55,7 @@ class DatasetRecord:
         return tuple(self.train_x.shape[1:])
 
     def features(self, x: np.ndarray) -> np.ndarray:
-        """Inputs as normalised float32 vectors [N, D] (what instance-dependent noise projects)."""
+        """Inputs as normalised float32 vectors [N, D] (what ``instance-std`` noise projects)."""
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
         if self.is_image:
@@ -64,6 +64,13 @@ class DatasetRecord:
         else:
             xf = (x.astype(np.float32) - mean) / std
         return xf.reshape(len(x), -1)
+
+    def raw_features(self, x: np.ndarray) -> np.ndarray:
+        """Inputs as stored, flattened to float32 vectors [N, D] (what ``instance`` noise
+        projects): pixel values 0..255 for images, not divided by 255, in NCHW order, as
+        Xia et al. feed ``torch.from_numpy(images).float()`` to their noise (data.py @ b682527);
+        the stored feature values for tabular data. float32 holds 0..255 exactly."""
+        return x.astype(np.float32).reshape(len(x), -1)
 
     def fingerprint(self) -> str:
         """A short hash of what identifies the data: shapes, classes and labels.

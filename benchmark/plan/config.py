@@ -57,7 +57,7 @@ def noise_specs(config: dict) -> list[NoiseSpec]:
     for i, entry in enumerate(entries):
         where = f"noise[{i}]"
         need(isinstance(entry, dict) and "type" in entry, where, "needs a mapping with 'type'")
-        unknown = set(entry) - {"type", "rates", "variants", "include_true"}
+        unknown = set(entry) - {"type", "rates", "variants", "include_true", "features"}
         need(not unknown, where, f"unknown key(s) {', '.join(sorted(unknown))}")
         kind = entry["type"]
         try:
@@ -67,8 +67,8 @@ def noise_specs(config: dict) -> list[NoiseSpec]:
                 new = [NoiseSpec("human", variant=v) for v in entry["variants"]]
             else:
                 need(bool(entry.get("rates")), where, f"noise {kind!r} needs a non-empty 'rates'")
-                new = [NoiseSpec(kind, rate=r, include_true=bool(entry.get("include_true")))
-                       for r in entry["rates"]]
+                new = [NoiseSpec(kind, rate=r, include_true=bool(entry.get("include_true")),
+                                 features=entry.get("features")) for r in entry["rates"]]
         except UserError as exc:
             if str(exc).startswith("config key"):
                 raise

@@ -29,9 +29,9 @@ from methods.catalog import CATALOG, HPARAM_DEFAULTS
 
 # training pool (before the validation split) and test set sizes, as the loaders build them
 POOL_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "fashion_mnist": 60_000, "digits": 1_437,
-              "synthetic": 9_000}
+              "mnist": 4_000, "synthetic": 9_000}
 TEST_SIZES = {"cifar10": 10_000, "cifar100": 10_000, "fashion_mnist": 10_000, "digits": 360,
-              "synthetic": 1_000}
+              "mnist": 1_000, "synthetic": 1_000}
 FORWARD_SHARE = 1 / 3
 
 

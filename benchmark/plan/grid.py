@@ -59,7 +59,7 @@ from benchmark.plan.specs import (
 )
 from benchmark.spec.protocol import PROTOCOLS
 from benchmark.spec.trainconfig import DEVICE_PATTERN, DEVICES
-from methods.catalog import ALM_METHODS
+from methods.catalog import ALM_METHODS, CATALOG
 
 # ---- the plan ------------------------------------------------------------------------------
 
@@ -115,6 +115,14 @@ class _Dataset:
     train: object  # TrainConfig
     teacher_train: object
     setup_archs: dict  # setup -> its teacher architectures
+    #: what the planner left out and why (a per-teacher rule in a one-teacher setup)
+    notes: tuple = ()
+    protocol: str = "suite"
+
+    def fits(self, method, setup: str) -> bool:
+        """Whether ``setup``'s teachers suit ``method`` (``teacher_range``)."""
+        low, high = teacher_range(method.name, self.protocol)
+        return low <= len(self.setup_archs[setup]) <= high
 
 
 def _study_settings(config: dict) -> _Study:
@@ -227,8 +235,24 @@ def _dataset_settings(config: dict, d: dict, st: _Study, seen_dirs: set,
                                             "'multi_teachers'" if s == "multi" else
                                             "'student'"))
         check_convex(d_methods, [len(setup_archs[s]) for s in d_setups], protocol, name)
+    notes = []
+    for m in d_methods:
+        if not m.uses_teachers:
+            continue
+        low, high = teacher_range(m.name, protocol)
+        off = [s for s in d_setups if not low <= len(setup_archs[s]) <= high]
+        why = (f"it weighs {low} or more teachers; with one it is kd" if low > 1 else
+               f"it mixes the label and the teachers' probabilities into one target, and "
+               f"protocol {protocol!r} gives each of several teachers the whole teacher "
+               "share: the target would not sum to 1")
+        need(len(off) < len(d_setups), f"{where}.methods",
+             f"{m.id} cannot run in setups {', '.join(off)} ({why}): "
+             + ("add setup multi" if low > 1 else "use protocol suite or a one-teacher setup")
+             + f" or drop {m.id}")
+        if off:
+            notes.append(f"{name}: {m.id} left out of setups {', '.join(off)} ({why})")
     return _Dataset(name, ddir, d["student"], d_setups, d_tl, d_methods, uses_teachers, train,
-                    t_train, setup_archs)
+                    t_train, setup_archs, tuple(notes), protocol)
 
 
 def _teacher_jobs(ds: _Dataset, n: NoiseSpec, st: _Study) -> list[Job]:
@@ -259,7 +283,8 @@ def _student_jobs(ds: _Dataset, n: NoiseSpec, st: _Study) -> list[Job]:
     for m in ds.methods:
         m_cells = ([("none", [], "noisy")] if not m.uses_teachers else
                    [(setup_id(s, ds.setup_archs[s], tl), ds.setup_archs[s], tl)
-                    for s in ds.setups for tl in ds.teacher_labels])
+                    for s in ds.setups if ds.fits(m, s)
+                    for tl in ds.teacher_labels])
         for sid, archs, tl in m_cells:
             key = (sid,) if st.pack else (sid, m.id)
             cells.setdefault(key, []).append((m, archs, tl))
@@ -281,22 +306,32 @@ def _student_jobs(ds: _Dataset, n: NoiseSpec, st: _Study) -> list[Job]:
     return jobs
 
 
+def teacher_range(method: str, protocol: str) -> tuple[int, float]:
+    """How many teachers a run of ``method`` can take: per-teacher rules at least 2 (with one
+    they are kd); a target mixed from the label and the teachers (bootstrap, proselflc) at
+    most 1 where the protocol gives each teacher the whole teacher share (authors)."""
+    e = CATALOG[method]
+    return e.min_teachers, (1 if e.mixes_targets and protocol != "suite" else math.inf)
+
+
 def plan(config: dict) -> Plan:
     """Every labels file, teacher and student run of a config; ``UserError`` names a bad key
     (every key is checked before a run is planned)."""
     st = _study_settings(config)
     seen_dirs: set[str] = set()
     split_of: dict[str, tuple] = {}
-    labels, teacher_jobs, student_jobs = [], [], []
+    labels, teacher_jobs, student_jobs, notes = [], [], [], []
     for d in st.datasets:
         ds = _dataset_settings(config, d, st, seen_dirs, split_of)
+        notes += ds.notes
         for n in st.noises_of[ds.name]:
             labels += [(ds.name, n, seed) for seed in st.seeds]
             teacher_jobs += _teacher_jobs(ds, n, st)
             student_jobs += _student_jobs(ds, n, st)
     if not student_jobs:
         raise UserError("config: the grid is empty")
-    result = Plan(labels, teacher_jobs, student_jobs, st.runtime, config, st.study)
+    result = Plan(labels, teacher_jobs, student_jobs, st.runtime, config, st.study,
+                  tuple(notes))
     outs = Counter(o for j in teacher_jobs + student_jobs for o in j.outputs)
     dup = sorted(o for o, k in outs.items() if k > 1)
     if dup:
@@ -329,4 +364,7 @@ def labels_cli_args(noise_id: str) -> str:
     if spec.kind == "human":
         return f"--noise human --variant {spec.variant}"
     incl = " --include-true" if spec.include_true else ""
-    return f"--noise {spec.kind} --rate {spec.rate!r}{incl}"
+    # always named for instance noise: the raw default changed what instance_<r> means
+    # (issue 30), and the changed params make Snakemake rebuild labels files made before
+    feats = f" --features {spec.features}" if spec.kind == "instance" else ""
+    return f"--noise {spec.kind} --rate {spec.rate!r}{incl}{feats}"

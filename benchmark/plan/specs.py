@@ -220,6 +220,8 @@ class Plan:
     runtime: dict
     config: dict
     study: str = "default"
+    #: what the planner left out of the grid and why, one line each (the Snakefile prints them)
+    notes: tuple = ()
 
     @property
     def root(self) -> str:

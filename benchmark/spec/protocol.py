@@ -66,6 +66,13 @@ def kd_weights(protocol: str, kd_share: float, n_teachers: int) -> tuple[float, 
     return 1.0 - kd_share, each
 
 
+def teacher_share(protocol: str, n_teachers: int) -> float:
+    """The factor on each teacher's term of a rule whose one-teacher loss has its own KD
+    weight (dkd, wsld, lskd, ...): ``kd_weights``' convention for a share of 1 (suite 1 / M,
+    the rule's total weight kept; authors 1, each teacher weighted like a single one)."""
+    return kd_weights(protocol, 1.0, n_teachers)[1]
+
+
 def cosine_period(protocol: str, epochs: int) -> int:
     """T_max of the cosine schedule: the epochs, or epochs + 1 as in every authors' config
     that uses cosine (synthetic: 101 for 100 epochs; their multi-teacher config likewise)."""

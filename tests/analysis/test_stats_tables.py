@@ -511,3 +511,34 @@ def test_alpha_table_and_figures_from_npz_or_summary(tmp_path):
     figures.alm_weight_vs_teacher(bins.iloc[0:0], tmp_path / "empty")  # no diagnostics
     for stem in ("w", "b", "t", "empty"):
         assert (tmp_path / f"{stem}.png").exists()
+
+
+def test_rules_that_read_the_label_are_marked_and_zoo_rules_carry_markers():
+    """A zoo rule is a rule under test like an ALM method (its markers against every
+    baseline), and a rule whose trust in the teacher is computed from the given label (dkd,
+    wsld, camkd) carries § with a legend that names it; the tables without the zoo keep
+    their words."""
+    runs = runs_frame(gain=0.03)
+    zoo = runs[runs["method"] == "almkd"].assign(method="dkd", method_id="dkd")
+    zoo["path"] = zoo["path"].str.replace("/almkd/", "/dkd/")
+    zoo2 = runs[runs["method"] == "almkd"].assign(method="lskd", method_id="lskd")
+    zoo2["path"] = zoo2["path"].str.replace("/almkd/", "/lskd/")
+    runs = pd.concat([runs, zoo, zoo2], ignore_index=True)
+    sc = table_scores(runs)
+    rules = ("almkd", "dkd", "lskd")
+    comp = stats.paired_comparisons(sc, rules, BASES)
+    v = verdicts.finalise(verdicts.setup_verdicts(sc, "single", "best", rules, BASES))
+    t = tables.build_table("single", "best", scores.summarise(sc), comp, pd.DataFrame(),
+                           baselines=BASES, mixed=set(), mde=stats.minimum_detectable(comp),
+                           verdicts=v, n_verdicts=len(v))
+    md = tables.to_markdown(t)
+    body = md.split("## Per cell")[1]
+    names = [line.split("|")[1].strip() for line in body.splitlines() if line.startswith("| ")]
+    assert names[1:] == ["ce", "kd", "fixed_alpha", "chosen alpha", "almkd‡", "dkd§", "lskd"]
+    dkd_row = next(line for line in body.splitlines() if line.startswith("| dkd§"))
+    assert "(+K +F +C)" in dkd_row
+    assert ("§: computes its trust in the teacher from the given (noisy) label (dkd)"
+            in md)
+    assert "Markers after a rule under test (an ALM method or a trust rule of the zoo)" in md
+    assert "Markers after an ALM method" in tables.to_markdown(_table())
+    assert "§" not in tables.to_markdown(_table())

@@ -8,13 +8,13 @@ from benchmark.data.record import DatasetRecord
 
 def test_registry_lists_every_dataset():
     assert dataset_names() == ["cifar10", "cifar100", "digits", "fashion_mnist", "imagefolder",
-                               "synthetic"]
+                               "mnist", "synthetic"]
     assert get_entry("cifar10").human_variants and not get_entry("digits").human_variants
 
 
 def test_unknown_dataset():
-    with pytest.raises(UserError, match="unknown dataset 'mnist'; known datasets: cifar10"):
-        load_dataset("mnist")
+    with pytest.raises(UserError, match="unknown dataset 'svhn'; known datasets: cifar10"):
+        load_dataset("svhn")
 
 
 def test_synthetic_is_the_authors_task():

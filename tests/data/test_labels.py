@@ -88,7 +88,7 @@ def test_read_labels_refuses_other_files(tmp_path):
 # ---- the command line -------------------------------------------------------------------
 
 BAD_INPUT = [
-    (["--dataset", "mnist", "--noise", "symmetric", "--rate", "0.2"], "unknown dataset 'mnist'"),
+    (["--dataset", "svhn", "--noise", "symmetric", "--rate", "0.2"], "unknown dataset 'svhn'"),
     (["--dataset", "digits", "--noise", "gauss", "--rate", "0.2"], "unknown noise type 'gauss'"),
     (["--dataset", "digits", "--noise", "symmetric", "--rate", "1.0"], r"rate must be in [0, 1)"),
     (["--dataset", "digits", "--noise", "symmetric", "--rate", "-0.2"], r"rate must be in [0, 1)"),

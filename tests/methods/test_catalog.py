@@ -57,10 +57,10 @@ def test_every_registered_class_has_its_entry_facts():
 
 
 def test_entries_are_consistent():
-    ranks = [e.baseline_rank for e in CATALOG.values() if not e.is_alm]
+    ranks = [e.baseline_rank for e in CATALOG.values() if not e.compared]
     assert sorted(ranks) == list(range(len(ranks)))
-    assert all(e.baseline_rank is None for e in CATALOG.values() if e.is_alm)
-    shorts = [e.short for e in CATALOG.values() if not e.is_alm]
+    assert all(e.compared for e in CATALOG.values() if e.is_alm)
+    shorts = [e.short for e in CATALOG.values() if not e.compared]
     assert all(shorts) and len(set(shorts)) == len(shorts)
     for e in CATALOG.values():
         assert e.family in catalog.FAMILIES, e.name
@@ -69,8 +69,17 @@ def test_entries_are_consistent():
         assert (e.cost == "refresh") == (e.priced_as is not None), e.name
         assert not e.convex or e.is_alm, e.name
         assert not e.selected or e.selected in e.rules, e.name
+        assert e.min_teachers >= 1 and (e.min_teachers == 1 or e.uses_teachers), e.name
+        assert not e.mixes_targets or e.uses_teachers, e.name
+        assert e.trust_from_label is None or e.family not in catalog.FAMILIES[:5], e.name
     assert catalog.BASELINE_ORDER[:3] == ("kd", "fixed_alpha", "ce")
-    assert set(catalog.BASELINE_ORDER) | set(catalog.ALM_METHODS) == set(CATALOG)
+    assert set(catalog.BASELINE_ORDER) | set(catalog.COMPARED_METHODS) == set(CATALOG)
+    assert set(catalog.ALM_METHODS) < set(catalog.COMPARED_METHODS)
+    # the issue-29 contrast: which rules set their trust from the given label
+    reads = {n for n, e in CATALOG.items() if e.trust_from_label}
+    assert reads == {"wsld", "dkd", "camkd"}
+    assert {n for n, e in CATALOG.items() if e.trust_from_label is False} == {
+        "bootstrap", "proselflc", "ebkd", "aekd", "lskd"}
 
 
 def test_the_planner_plans_every_catalog_method_with_its_facts():
@@ -93,9 +102,10 @@ def test_the_planner_plans_every_catalog_method_with_its_facts():
         takes = CATALOG[r.method].takes_teachers(dict(r.hparams))
         assert bool(r.teachers) is takes, r.out
         assert ("/none/" in r.out) is (not takes), r.out
-    # the declared comparisons: every ALM method against every baseline, in the catalog's order
+    # the declared comparisons: every rule under test (the ALM methods and the zoo) against
+    # every baseline, in the catalog's order
     alm, bases = completeness.Plan.declared(planned)
-    assert alm == catalog.ALM_METHODS
+    assert alm == catalog.COMPARED_METHODS
     assert bases == catalog.BASELINE_ORDER
 
 

@@ -370,7 +370,7 @@ SPEC_BAD = [  # change to the valid spec, what the line names
     ({"train": "DROP", "out": "DROP"}, ["missing key(s) out, train"]),
     ({"epochs": 3}, ["run 1", "unknown key(s) epochs", "allowed: kind"]),
     ({"kind": "pupil"}, ["'kind' must be teacher or student", "'pupil'"]),
-    ({"dataset": "mnist"}, ["'dataset' must be one of", "'mnist'"]),
+    ({"dataset": "svhn"}, ["'dataset' must be one of", "'svhn'"]),
     ({"seed": "0"}, ["'seed' must be an integer >= 0", "'0'"]),
     ({"seed": True}, ["'seed' must be an integer >= 0", "True"]),
     ({"seed": -1}, ["'seed' must be an integer >= 0", "-1"]),

@@ -9,9 +9,8 @@ from benchmark.data.labels import LabelsRequest, write_labels
 from benchmark.data.noise import NoiseSpec
 from benchmark.plan.specs import RunSpec
 from benchmark.spec.trainconfig import TrainConfig
-from benchmark.training.checkpoint import default_checkpoint_dir
 from benchmark.training.run import run
-from tests.conftest import interrupt_after
+from tests.conftest import killed_then_resumed
 
 FAST_META = {"meta_start": 1, "meta_every": 1}
 
@@ -73,12 +72,7 @@ def test_alm_run_resumes_exactly(digits, monkeypatch):
     cfg = TrainConfig(epochs=4, batch_size=64, lr=0.1, milestones=(3,))
     whole = run(student(digits, "almkd", FAST_META, name="alm-whole", cfg=cfg))
     cut = student(digits, "almkd", FAST_META, name="alm-cut", cfg=cfg)
-    interrupt_after(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        run(cut)
-    assert (default_checkpoint_dir(cut.out_dir) / "checkpoint.pt").exists()
-    monkeypatch.undo()
-    resumed = run(cut)
+    resumed = killed_then_resumed(monkeypatch, cut, 2)
     assert resumed["test_acc_last"] == whole["test_acc_last"]
     a = np.load(digits["root"] / "runs" / "alm-whole" / "alpha.npz")
     b = np.load(cut.out_dir / "alpha.npz")

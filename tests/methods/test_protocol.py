@@ -15,12 +15,11 @@ from benchmark.plan.specs import RunSpec
 from benchmark.spec.protocol import authors_chunk, resolve_hparams
 from benchmark.spec.trainconfig import TrainConfig
 from benchmark.training import engine
-from benchmark.training.checkpoint import default_checkpoint_dir
 from benchmark.training.device_data import DeviceData
 from benchmark.training.run import run
 from methods import build_method
 from methods.base import MethodContext
-from tests.conftest import interrupt_after
+from tests.conftest import killed_then_resumed
 
 KD_METHODS = [("kd", {}), ("fixed_alpha", {"alpha": 0.3}), ("almkd", {}), ("amal", {}),
               ("almkd_full", {})]
@@ -232,12 +231,7 @@ def test_learning_rate_decay_reaches_the_refresh_and_teacher_modes(digits, monke
 def test_authors_protocol_resumes_exactly_with_changing_teacher_statistics(digits, monkeypatch):
     whole = run(student(digits, "almkd_v1", "authors", "v1-whole"))
     cut = student(digits, "almkd_v1", "authors", "v1-cut")
-    interrupt_after(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        run(cut)
-    assert (default_checkpoint_dir(cut.out_dir) / "checkpoint.pt").exists()
-    monkeypatch.undo()
-    resumed = run(cut)
+    resumed = killed_then_resumed(monkeypatch, cut, 2)
     for key in ("test_acc_last", "train_loss_last", "val_acc_best"):
         assert resumed[key] == whole[key], key
     a = np.load(digits["root"] / "runs" / "v1-whole" / "alpha.npz")

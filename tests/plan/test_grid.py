@@ -75,7 +75,7 @@ def test_ids():
 
 @pytest.mark.parametrize(("name", "labels", "teacher_runs", "student_runs"), [
     ("default", 20, 40, 235),
-    ("paper", 55, 550, 2365),
+    ("paper", 55, 550, 5060),
     ("fmnist", 9, 27, 117),
     ("authors_synthetic", 3, 3, 12),
     ("reference", 24, 104, 1080),
@@ -102,7 +102,7 @@ def test_paper_grid_is_the_authors_protocol():
 
 
 BAD = [
-    ({"datasets": [{"name": "mnist", "student": "mlp_8"}]},
+    ({"datasets": [{"name": "svhn", "student": "mlp_8"}]},
      "config key 'datasets': unknown dataset"),
     ({"seeds": []}, "config key 'seeds'"),
     ({"noise": [{"type": "human", "variants": ["aggre"]}]},
@@ -258,3 +258,47 @@ def test_analysis_block_is_checked_before_work(analysis, message):
     with pytest.raises(UserError, match=message):
         grid.plan({**load("default"), "analysis": analysis})
     grid.plan({**load("default"), "analysis": {"margin": 0.5, "moderators": ["setup"]}})
+
+
+def test_per_teacher_rules_leave_one_teacher_setups_and_say_so():
+    """camkd, ebkd and aekd weigh teachers against each other: with one teacher they are kd.
+    The planner leaves them out of the single and self setups (a note says so) and refuses
+    a dataset where no setup gives them two teachers."""
+    config = {**TINY, "methods": ["kd", "camkd", "aekd"], "setups": ["single", "multi", "self"]}
+    p = grid.plan(config)
+    by = {}
+    for r in p.student_runs:
+        by.setdefault(r.method, set()).add(Path(r.out).parts[-3].split("-")[0])
+    assert by == {"kd": {"single", "multi", "self"}, "camkd": {"multi"}, "aekd": {"multi"}}
+    assert all(len(r.teachers) == 2 for r in p.student_runs if r.method != "kd")
+    assert p.notes == ("digits: camkd left out of setups single, self (it weighs 2 or more "
+                       "teachers; with one it is kd)",
+                       "digits: aekd left out of setups single, self (it weighs 2 or more "
+                       "teachers; with one it is kd)")
+    assert grid.plan({**TINY, "setups": ["multi"]}).notes == ()
+    with pytest.raises(UserError, match=r"'datasets\[digits\].methods': ebkd cannot run in "
+                                        r"setups single, self \(it weighs 2 or more teachers; "
+                                        r"with one it is kd\): add setup multi or drop ebkd"):
+        grid.plan({**config, "methods": ["ebkd"], "setups": ["single", "self"]})
+
+
+def test_a_target_mixed_from_several_teachers_is_suite_only():
+    """bootstrap and proselflc mix the label with the teachers' probabilities: under protocol
+    authors each of several teachers would get the whole teacher share, so the planner
+    leaves them out of the multi setup there (and says so), and refuses a dataset with no
+    other setup; one teacher is fine under both protocols."""
+    config = {**TINY, "methods": ["kd", "bootstrap"], "setups": ["single", "multi"]}
+    suite = grid.plan(config)
+    assert {len(r.teachers) for r in suite.student_runs if r.method == "bootstrap"} == {1, 2}
+    assert suite.notes == ()
+    authors = grid.plan({**config, "protocol": "authors"})
+    assert {len(r.teachers) for r in authors.student_runs if r.method == "bootstrap"} == {1}
+    assert {len(r.teachers) for r in authors.student_runs if r.method == "kd"} == {1, 2}
+    assert authors.notes == ("digits: bootstrap left out of setups multi (it mixes the label "
+                             "and the teachers' probabilities into one target, and protocol "
+                             "'authors' gives each of several teachers the whole teacher "
+                             "share: the target would not sum to 1)",)
+    with pytest.raises(UserError, match="proselflc cannot run in setups multi .* use protocol "
+                                        "suite or a one-teacher setup or drop proselflc"):
+        grid.plan({**config, "protocol": "authors", "setups": ["multi"],
+                   "methods": ["proselflc"]})

@@ -112,15 +112,16 @@ def test_configfile_replaces_the_default(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"datasets": [{"name": "mnist", "student": "mlp_8"}]}, "unknown dataset 'mnist'"),
+    ({"datasets": [{"name": "svhn", "student": "mlp_8"}]}, "unknown dataset 'svhn'"),
     ({"epochz": 3}, "unknown key 'epochz' at the top level; 'epochs' is a key of "
                     "datasets[].train"),
     ({"sedes": [0]}, "unknown key 'sedes' at the top level; did you mean 'seeds'?"),
     ({"noise": [{"type": "symmetric", "rates": [1.5]}]}, "noise[0].rates[0]: 1.5"),
     ({"methods": ["almkd2"]}, "config key 'methods[0]': unknown method 'almkd2'; known: ce, kd, "
                               "fixed_alpha, almkd, amal, almkd_v1, almkd_full, ce_clean, "
-                              "ce_union, kd_union, kd_finetune, l2rw, mwnet (did you mean "
-                              "'almkd'?)"),
+                              "ce_union, kd_union, kd_finetune, l2rw, mwnet, wsld, bootstrap, "
+                              "proselflc, gce_kd, sce_kd, camkd, ebkd, aekd, dkd, lskd, tfkd "
+                              "(did you mean 'almkd'?)"),
     ({"methods": [{"name": "almkd", "hparams": {"meta_strat": 1}}]}, "meta_strat"),
 ])
 def test_bad_config_fails_before_any_job_in_one_line(tmp_path, change, message):
