@@ -115,8 +115,10 @@ def markdown(verdicts: pd.DataFrame, moderators: pd.DataFrame, alm: tuple, basel
     from tabulate import tabulate
 
     tables = headline(verdicts, moderators, alm, baselines)
-    md = ["# Headline: the ALM methods against the baselines\n\n"
-          + LEGEND.format(margin=margin, moderator=MODERATOR_COLUMN) + "\n"]
+    from benchmark.analysis.scores import for_rules
+
+    md = [for_rules("# Headline: the ALM methods against the baselines\n\n"
+                    + LEGEND.format(margin=margin, moderator=MODERATOR_COLUMN) + "\n", alm)]
     if not tables:
         return md[0] + "\nNo declared comparison has a cell with two common seeds.\n"
     across = verdicts[(verdicts["metric"] == PRIMARY) & (verdicts["scope"] == "across_tasks")]

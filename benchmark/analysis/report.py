@@ -24,7 +24,14 @@ from benchmark.analysis import completeness as completeness_mod
 from benchmark.analysis import moderators as moderators_mod
 from benchmark.analysis.collect import collect_runs, collect_teachers, train_subsets
 from benchmark.analysis.ranks import setup_ranks
-from benchmark.analysis.scores import CELL, METRICS, common_seeds, method_scores, summarise
+from benchmark.analysis.scores import (
+    CELL,
+    METRICS,
+    common_seeds,
+    for_rules,
+    method_scores,
+    summarise,
+)
 from benchmark.analysis.stats import minimum_detectable, paired_comparisons
 from benchmark.analysis.verdicts import KEY, RAW_COLUMNS, finalise, setup_verdicts
 from benchmark.core.atomic import atomic_write_text
@@ -268,8 +275,9 @@ def _verdicts_markdown(v: pd.DataFrame, margin: float = MARGIN) -> str:
             "p", "p_holm", "p_equivalent_holm", "min_attainable_p", "cells_needed",
             "seeds_needed", "mde", "verdict"]
     counts = ", ".join(f"{int((v['verdict'] == lab).sum())} {lab}" for lab in LABELS)
-    return ("# Verdicts: each ALM method against each declared baseline, per setup\n\n"
-            + VERDICT_LEGEND.format(margin=margin) + "\n"
+    rules = v["alm"].unique() if "alm" in v else ()
+    return (for_rules("# Verdicts: each ALM method against each declared baseline, per "
+                      "setup\n\n" + VERDICT_LEGEND.format(margin=margin) + "\n", rules)
             + f"\nPrimary metric (test accuracy at the best selection epoch): {counts}.\n"
             + _scoped_sections(v, cols, ("primary metric: test accuracy at the best selection "
                                          "epoch", "secondary metric, not a claim: test "
@@ -296,7 +304,8 @@ MODERATOR_LEGEND = (
 def _moderators_markdown(a: Analysis) -> str:
     m = a.moderators
     head = ("# Moderators: the difference of differences between a factor's levels\n\n"
-            + MODERATOR_LEGEND.format(margin=a.margin) + "\n\n"
+            + for_rules(MODERATOR_LEGEND.format(margin=a.margin),
+                        m["alm"].unique() if "alm" in m else ()) + "\n\n"
             + f"Declared factors: {', '.join(a.factors) or 'none'}."
             + (f" No two cells of this study differ only in: {', '.join(a.no_strata)} "
                "(not testable here: no stratum)." if a.no_strata else "") + "\n")

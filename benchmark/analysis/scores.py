@@ -22,7 +22,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from methods.catalog import selected_hparam
+from methods.catalog import ALM_METHODS, selected_hparam
 
 METRICS = {"best": ("test_acc_best_val", "val_acc_best"), "last": ("test_acc_last", "val_acc_last")}
 CELL = ["dataset", "noise_id", "setup"]
@@ -35,6 +35,20 @@ def base_method(row: str) -> str:
     """The method of a row label or method id: ``almkd`` for ``almkd-1a2b3c`` and for
     ``almkd (meta_every=5, meta_start=5)``."""
     return row.split(" (")[0].split("-")[0]
+
+
+def for_rules(text: str, rules) -> str:
+    """A legend written for the ALM methods, as it stands when every rule under test is one;
+    reworded for rules under test when others (the trust-rule zoo) are among them."""
+    if all(base_method(str(r)) in ALM_METHODS for r in rules):
+        return text
+    for old, new in (("Each ALM method", "Each rule under test"),
+                     ("each ALM method", "each rule under test"),
+                     ("the ALM methods", "the rules under test"),
+                     ("an ALM method", "a rule under test"),
+                     ("the ALM method", "the rule"), ("ALM - baseline", "rule - baseline")):
+        text = text.replace(old, new)
+    return text
 
 
 def table_cells(runs: pd.DataFrame) -> pd.DataFrame:

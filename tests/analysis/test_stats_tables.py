@@ -542,3 +542,21 @@ def test_rules_that_read_the_label_are_marked_and_zoo_rules_carry_markers():
     assert "Markers after a rule under test (an ALM method or a trust rule of the zoo)" in md
     assert "Markers after an ALM method" in tables.to_markdown(_table())
     assert "§" not in tables.to_markdown(_table())
+
+
+def test_legends_name_the_rules_under_test():
+    """The report's legends were written for the ALM methods: they keep their words (and the
+    reference tables their bytes) when every rule under test is one, and speak of rules
+    under test once the zoo is among them, leaving no 'ALM method' behind."""
+    from benchmark.analysis import headline, report
+    from benchmark.analysis.scores import for_rules
+
+    for legend in (headline.LEGEND, report.VERDICT_LEGEND, report.MODERATOR_LEGEND):
+        assert for_rules(legend, ["almkd", "amal (meta_every=5)"]) == legend
+        zoo = for_rules(legend, ["almkd", "dkd"])
+        assert "ALM" not in zoo and "rule" in zoo and zoo != legend
+    assert for_rules("# Headline: the ALM methods against the baselines", ["wsld"]) == (
+        "# Headline: the rules under test against the baselines")
+    assert for_rules("# Verdicts: each ALM method against each declared baseline",
+                     ["almkd", "tfkd"]) == (
+        "# Verdicts: each rule under test against each declared baseline")
