@@ -185,9 +185,18 @@ def _run_train_runs(args) -> None:
             resolve_device(device)  # a device this machine lacks
     options = RunOptions(threads=args.threads, progress=args.progress,
                          share_teacher_work=args.share_teacher_work)
-    trained, best = 0, None
+    from benchmark.training.engine import TrainingDiverged
+
+    trained, best, diverged = 0, None, []
     for req in requests:
-        metrics = run(req, options)
+        try:
+            metrics = run(req, options)
+        except TrainingDiverged as exc:
+            # a run's own outcome (its hyper-parameters at this lr): the job's other runs
+            # still train, and the job fails at the end naming it
+            print(f"noisykd train-runs: {exc}", file=sys.stderr)
+            diverged.append(exc)
+            continue
         if metrics:
             trained += 1
             print(f"{metrics['run_id']}: test acc {metrics['test_acc_best_val']:.4f} "
@@ -196,7 +205,12 @@ def _run_train_runs(args) -> None:
             metrics = read_metrics(req.out_dir / METRICS, req.kind)
         if best is None or metrics["test_acc_best_val"] > best["test_acc_best_val"]:
             best = metrics
-    print(job_summary(len(requests), trained, best))
+    if best is not None or not diverged:
+        print(job_summary(len(requests), trained, best))
+    if diverged:
+        raise UserError(f"{len(diverged)} of {len(requests)} run(s) diverged, the others "
+                        f"finished: {diverged[0]}" + (f" (and {len(diverged) - 1} more above)"
+                                                      if len(diverged) > 1 else ""))
 
 
 def job_summary(n: int, trained: int, best: dict | None) -> str:

@@ -191,6 +191,34 @@ def test_divergence_stops_with_run_and_epoch(tmp_path, labels):
     assert not (req.out_dir / "metrics.json").exists()
 
 
+def test_a_diverged_run_does_not_stop_the_rest_of_its_job(tmp_path, labels, capsys):
+    """train-runs (a workflow job: a packed cell's runs) trains every run it was given when
+    one diverges, then fails in one line naming that run: the others' metrics are written
+    (and, if Snakemake removes a failed job's outputs, restored from their finished copies
+    on the rerun, not retrained)."""
+    import json
+
+    from benchmark.cli import main
+
+    bad = request(tmp_path, labels, name="poisoned",  # an lr no network survives
+                  cfg=TrainConfig(epochs=3, batch_size=64, lr=1e30, milestones=(2,)))
+    good = [request(tmp_path, labels, seed=s, name=f"good{s}") for s in (0, 1)]
+    code = main(["train-runs", "--runs", json.dumps([good[0].to_json(), bad.to_json(),
+                                                     good[1].to_json()])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert err[-1].startswith("noisykd train-runs: error: 1 of 3 run(s) diverged, the others "
+                              "finished: run runs/poisoned diverged in epoch ")
+    assert all((g.out_dir / "metrics.json").is_file() for g in good)
+    assert not (bad.out_dir / "metrics.json").exists()
+    # a run that fails otherwise (not a divergence) still stops the job at once
+    broken = request(tmp_path, labels, name="after")
+    code = main(["train-runs", "--runs", json.dumps([
+        request(tmp_path, labels, arch="resnet9000", name="broken").to_json(),
+        broken.to_json()])])
+    assert code != 0 and not (broken.out_dir / "metrics.json").exists()
+
+
 def test_bad_inputs_fail_before_training(tmp_path, labels):
     with pytest.raises(UserError, match="unknown architecture 'resnet9000'"):
         run(request(tmp_path, labels, arch="resnet9000"))
