@@ -46,8 +46,8 @@ def _noise_fields(noise_id: str) -> dict:
     from benchmark.data.noise import NoiseSpec
 
     spec = NoiseSpec.parse(noise_id)
-    kind = spec.kind if spec.kind == "human" else spec.id.split("_")[0]  # instance-std apart
-    return {"noise_kind": kind,
+    # the variant has its own column: human noise is one kind here
+    return {"noise_kind": "human" if spec.kind == "human" else spec.kind_id,
             "rate": spec.rate, "variant": spec.variant}
 
 

@@ -47,9 +47,7 @@ def cell_attributes(dataset: str, noise_id: str, setup: str) -> dict:
     from benchmark.data.noise import NoiseSpec
 
     spec = NoiseSpec.parse(noise_id)
-    kind = (f"human-{spec.variant}" if spec.kind == "human" else
-            spec.id.split("_")[0])  # symmetric-incl, instance-std: kept apart
-    return {"dataset": dataset, "noise_type": kind,
+    return {"dataset": dataset, "noise_type": spec.kind_id,
             "noise_rate": "" if spec.rate is None else f"{spec.rate:g}",
             "setup": setup.removesuffix("-cleanT"),
             "teacher_labels": "clean" if setup.endswith("-cleanT") else "noisy"}

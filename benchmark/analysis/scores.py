@@ -37,10 +37,15 @@ def base_method(row: str) -> str:
     return row.split(" (")[0].split("-")[0]
 
 
+def only_alm(rules) -> bool:
+    """Whether every rule under test named (rows or method ids) is an ALM method."""
+    return all(base_method(str(r)) in ALM_METHODS for r in rules)
+
+
 def for_rules(text: str, rules) -> str:
     """A legend written for the ALM methods, as it stands when every rule under test is one;
     reworded for rules under test when others (the trust-rule zoo) are among them."""
-    if all(base_method(str(r)) in ALM_METHODS for r in rules):
+    if only_alm(rules):
         return text
     for old, new in (("Each ALM method", "Each rule under test"),
                      ("each ALM method", "each rule under test"),

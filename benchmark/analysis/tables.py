@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tabulate import tabulate
 
-from benchmark.analysis.scores import base_method
+from benchmark.analysis.scores import base_method, only_alm
 from benchmark.analysis.stats import ALPHA, POWER, WILCOXON_MIN_N
 from benchmark.analysis.verdicts import MARGIN, NOT_TESTABLE, SCOPES
 from methods.catalog import (
-    ALM_METHODS,
     CLEAN_LABEL_METHODS,
     COMPARED_METHODS,
     METHOD_NAMES,
@@ -138,10 +137,9 @@ class Table:
     def compared_words(self) -> str:
         """Who carries the markers: the ALM methods (the tables before the zoo say only
         that), or every rule under test."""
-        zoo = [r for r in self.rows
-               if base_method(r) in COMPARED_METHODS and base_method(r) not in ALM_METHODS]
-        return ("a rule under test (an ALM method or a trust rule of the zoo)" if zoo
-                else "an ALM method")
+        rules = [r for r in self.rows if base_method(r) in COMPARED_METHODS]
+        return ("an ALM method" if only_alm(rules)
+                else "a rule under test (an ALM method or a trust rule of the zoo)")
 
     def label_note(self) -> str:
         """Which rules compute their trust in the teacher from the given label (empty when

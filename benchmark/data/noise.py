@@ -28,13 +28,14 @@ NOISE_KINDS = ("symmetric", "asymmetric", "pairflip", "instance", "human")
 INSTANCE_FEATURES = ("raw", "standardised")
 _FEATURES_TAG = {"raw": "", "standardised": "-std"}
 
+_PATRINI_MNIST = {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
 # Asymmetric class maps (true class -> noisy class), each flipped with probability r.
 ASYMMETRIC_MAPS: dict[str, dict[int, int]] = {
     # Patrini et al. 2017 (CIFAR-10): truck->automobile, bird->airplane, deer->horse, cat<->dog.
     "cifar10": {9: 1, 2: 0, 4: 7, 3: 5, 5: 3},
     # Patrini et al. 2017 (MNIST): 2->7, 3->8, 5<->6, 7->1; also for sklearn's digits.
-    "mnist": {2: 7, 3: 8, 5: 6, 6: 5, 7: 1},
-    "digits": {2: 7, 3: 8, 5: 6, 6: 5, 7: 1},
+    "mnist": _PATRINI_MNIST,
+    "digits": _PATRINI_MNIST,
     # The suite's own map of look-alike garments and shoes: T-shirt/top<->Shirt,
     # Pullover<->Coat, Sandal->Sneaker->Ankle boot->Sandal. Trouser, Dress and Bag are kept.
     "fashion_mnist": {0: 6, 6: 0, 2: 4, 4: 2, 5: 7, 7: 9, 9: 5},
@@ -100,11 +101,19 @@ class NoiseSpec:
                             f"not {self.kind!r}")
 
     @property
-    def id(self) -> str:
+    def kind_id(self) -> str:
+        """The id without its rate (``symmetric-incl``, ``instance-std``, ``human-aggre``): the
+        noise type the tables and moderators keep apart."""
         if self.kind == "human":
             return f"human-{self.variant}"
         tag = "-incl" if self.include_true else _FEATURES_TAG.get(self.features, "")
-        return f"{self.kind}{tag}_{format_rate(self.rate)}"
+        return f"{self.kind}{tag}"
+
+    @property
+    def id(self) -> str:
+        if self.kind == "human":
+            return self.kind_id
+        return f"{self.kind_id}_{format_rate(self.rate)}"
 
     @property
     def stream_id(self) -> str:

@@ -121,8 +121,7 @@ class _Dataset:
 
     def fits(self, method, setup: str) -> bool:
         """Whether ``setup``'s teachers suit ``method`` (``teacher_range``)."""
-        low, high = teacher_range(method.name, self.protocol)
-        return low <= len(self.setup_archs[setup]) <= high
+        return suits(method.name, len(self.setup_archs[setup]), self.protocol)
 
 
 def _study_settings(config: dict) -> _Study:
@@ -239,8 +238,8 @@ def _dataset_settings(config: dict, d: dict, st: _Study, seen_dirs: set,
     for m in d_methods:
         if not m.uses_teachers:
             continue
-        low, high = teacher_range(m.name, protocol)
-        off = [s for s in d_setups if not low <= len(setup_archs[s]) <= high]
+        low = teacher_range(m.name, protocol)[0]
+        off = [s for s in d_setups if not suits(m.name, len(setup_archs[s]), protocol)]
         why = (f"it weighs {low} or more teachers; with one it is kd" if low > 1 else
                f"it mixes the label and the teachers' probabilities into one target, and "
                f"protocol {protocol!r} gives each of several teachers the whole teacher "
@@ -312,6 +311,12 @@ def teacher_range(method: str, protocol: str) -> tuple[int, float]:
     most 1 where the protocol gives each teacher the whole teacher share (authors)."""
     e = CATALOG[method]
     return e.min_teachers, (1 if e.mixes_targets and protocol != "suite" else math.inf)
+
+
+def suits(method: str, n_teachers: int, protocol: str) -> bool:
+    """Whether a run of ``method`` can take ``n_teachers`` teachers (``teacher_range``)."""
+    low, high = teacher_range(method, protocol)
+    return low <= n_teachers <= high
 
 
 def plan(config: dict) -> Plan:
