@@ -134,10 +134,11 @@ def spy_run(monkeypatch, study, method, hparams=(), epochs=2):
     args = ["student", "--dataset", "digits", "--labels", str(labels), "--arch", "mlp_16",
             "--seed", "0", "--out", str(out), "--epochs", str(epochs), "--device", "cpu",
             "--method", method]
-    from methods.catalog import method_uses_teachers
+    from methods.catalog import CATALOG, method_uses_teachers
 
     if method_uses_teachers(method, dict(kv.split("=") for kv in hparams)):
-        args += ["--teacher", str(teacher)]
+        # the per-teacher rules need two: the one teacher twice
+        args += ["--teacher", str(teacher)] * max(CATALOG[method].min_teachers, 1)
     for kv in hparams:
         args += ["--hparam", kv]
     assert main(args) == 0
@@ -151,7 +152,11 @@ ALL_STUDENTS = [("ce", ()), ("kd", ()), ("fixed_alpha", ("alpha=0.5",)),
                 ("almkd_full", ("full_val_batch=32", "meta_start=0")),
                 ("ce_clean", ()), ("ce_union", ()), ("kd_union", ()),
                 ("kd_finetune", ("finetune_epochs=1",)), ("l2rw", ()), ("mwnet", ()),
-                ("l2rw", ("loss=ce",)), ("mwnet", ("loss=ce",))]
+                ("l2rw", ("loss=ce",)), ("mwnet", ("loss=ce",)),
+                # the trust-rule zoo (issue 29): no clean data at all
+                ("wsld", ()), ("bootstrap", ()), ("proselflc", ()), ("gce_kd", ()),
+                ("sce_kd", ()), ("camkd", ()), ("ebkd", ()), ("aekd", ()), ("dkd", ()),
+                ("lskd", ()), ("tfkd", ())]
 
 
 @pytest.mark.parametrize("method, hparams", ALL_STUDENTS,
@@ -167,6 +172,11 @@ def test_no_method_is_selected_on_data_it_trained_on(monkeypatch, study, method,
     assert seen["evaluated"].count("select") == n_epochs
     assert seen["splits"].count("select") == n_epochs
     assert "val" not in seen["evaluated"] and "meta" not in seen["evaluated"]
+    from methods.catalog import CATALOG
+
+    if not CATALOG[method].uses_clean_labels:  # no clean example trained on (the zoo too)
+        assert not seen["train_pool"] & set(lf.arrays["val_idx"].tolist())
+        assert seen["train_pool"] == set(lf.arrays["train_idx"].tolist())
 
 
 def test_ce_clean_trains_on_the_meta_split_alone(monkeypatch, study):
