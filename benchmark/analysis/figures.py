@@ -243,3 +243,65 @@ def critical_difference(avg_ranks: pd.DataFrame, nemenyi: pd.DataFrame | None, t
                  f"{test['statistic']:.2f}, p = {test['p']:.3g} ({test['p_method']}); "
                  "bars: Nemenyi p >= 0.05", fontsize=9)
     return save(fig, stem)
+
+
+def gain_over_clean_budget(gains: pd.DataFrame, stem: Path) -> list[Path]:
+    """The figure a reader looks at first: each rule's gain in points over the strongest
+    clean-budget baseline of each cell (scores.gains_over_clean_budget), one heatmap panel
+    per teacher condition (columns: the cells, rows: the rules; the colour saturates at the
+    95th percentile of the absolute gains, so one far-off cell does not wash out the rest),
+    and beside them each rule's mean over the cells of a condition with a 95% t interval
+    over cells (the across-task view; cells of one dataset are not independent tasks)."""
+    plt = _plt()
+    if gains.empty:
+        return save(_empty(plt, "no cell has a rule under test and a clean-budget baseline"),
+                    stem)
+    rules = sorted(set(gains["row"]), key=row_key)
+    conditions = [c for c in ("noisy", "clean") if (gains["teacher_labels"] == c).any()]
+    absolute = np.abs(gains["gain"].to_numpy(float))
+    lim = float(np.nanpercentile(absolute, 95)) if np.isfinite(absolute).any() else 1.0
+    lim = lim if lim > 0 else 1.0
+    cells_of = {c: sorted({(d, n, s) for d, n, s in zip(
+        *(gains.loc[gains["teacher_labels"] == c, k] for k in ("dataset", "noise_id", "setup")),
+        strict=True)}) for c in conditions}
+    widths = [max(2, len(cells_of[c])) for c in conditions] + [8]
+    fig, axes = plt.subplots(1, len(conditions) + 1, squeeze=False, layout="constrained",
+                             figsize=(0.3 * sum(widths) + 3, 0.3 * len(rules) + 3.2),
+                             gridspec_kw={"width_ratios": widths})
+    image = None
+    for k, (ax, cond) in enumerate(zip(axes[0], conditions, strict=False)):
+        g = gains[gains["teacher_labels"] == cond].set_index(["dataset", "noise_id", "setup",
+                                                               "row"])["gain"]
+        cells = cells_of[cond]
+        grid = np.array([[g.get((*c, r), np.nan) for c in cells] for r in rules], float)
+        image = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_xticks(range(len(cells)), [f"{d} {n} {s.removesuffix('-cleanT')}"
+                                          for d, n, s in cells], rotation=90, fontsize=6)
+        ax.set_yticks(range(len(rules)), rules if k == 0 else [], fontsize=7)
+        ax.set_title(f"{cond}-label teachers", fontsize=9)
+    fig.colorbar(image, ax=list(axes[0, :-1]), location="bottom", shrink=0.5, extend="both",
+                 label=f"gain over the cell's strongest clean-budget baseline (points; "
+                       f"saturates at +-{lim:.1f})")
+    ax = axes[0, -1]
+    for k, cond in enumerate(conditions):
+        g = gains[gains["teacher_labels"] == cond]
+        labelled = False
+        for i, r in enumerate(rules):
+            v = g[g["row"] == r]["gain"].dropna().to_numpy(float)
+            if not len(v):
+                continue
+            ax.errorbar(v.mean(), i + (k - 0.5) * 0.3, xerr=_seed_ci(v), fmt="o",
+                        color="C3" if cond == "noisy" else "C0", ms=4, capsize=2,
+                        label=None if labelled else f"{cond}-label teachers")
+            labelled = True
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(rules)), rules, fontsize=7)
+    ax.set_ylim(len(rules) - 0.5, -0.5)
+    ax.set_xlabel("mean gain over the cells (points), 95% t interval over cells", fontsize=8)
+    ax.set_title("across the cells", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.suptitle("Test-accuracy gain of each rule over the strongest clean-budget baseline "
+                 "of each cell\n(the baseline with the best mean test score: the hardest bar)",
+                 fontsize=10)
+    return save(fig, stem)

@@ -24,6 +24,14 @@ they are units, not independent datasets, and the legend says so. Families: per 
 primary metric's moderator rows (a family of their own: a moderator is a separate declared
 question), Tarone then Holm; labels from the one vocabulary: ``better`` means the ALM row's
 advantage over the baseline is larger at L than at R.
+
+``reads_label`` is a factor of the rules, not of the cells (``reads_label_raw``): does a
+rule whose trust in the teacher is computed from the given label (wsld, dkd, camkd) score
+higher than one of the same family whose trust is not (bootstrap and proselflc, lskd, ebkd
+and aekd)? Per cell and seed, the contrast is the mean over the zoo families that have
+rules of both kinds in the cell of [mean score of the label-reading rules - mean score of
+the others]: the same for every baseline (a baseline's score cancels), so it is one row per
+scope and metric, with the cells as its strata, in the moderators' family.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import pandas as pd
 
 from benchmark.analysis.scores import CELL
 from benchmark.analysis.verdicts import RAW_COLUMNS, finalise, scoped_rows
-from benchmark.spec.vocabulary import DEFAULT_FACTORS, MARGIN
+from benchmark.spec.vocabulary import DEFAULT_FACTORS, MARGIN, RULE_FACTORS
 
 REFERENCE = {"teacher_labels": "clean", "noise_type": "symmetric", "setup": "single"}
 ATTRIBUTES = ("dataset", "noise_type", "noise_rate", "setup", "teacher_labels")
@@ -125,11 +133,74 @@ def moderator_raw(scores: pd.DataFrame, metric: str, alm: tuple, baselines: tupl
     return out
 
 
+#: the names of the two sides of the ``reads_label`` row (its alm and baseline columns)
+READS_LABEL_SIDES = ("rules reading the label", "rules of their family that do not")
+
+
+def _label_kinds(rows) -> dict:
+    """row -> (family, reads the label) for the zoo rows whose catalog entry says which."""
+    from benchmark.analysis.scores import base_method
+    from methods.catalog import CATALOG
+
+    out = {}
+    for r in rows:
+        entry = CATALOG.get(base_method(r))
+        if entry is not None and entry.trust_from_label is not None:
+            out[r] = (entry.family, entry.trust_from_label)
+    return out
+
+
+def reads_label_contrasts(wide: pd.DataFrame) -> dict:
+    """cell -> per-seed contrast (a Series over seeds): the mean over the families with
+    rules of both kinds in the cell of [mean of the label-reading rules - mean of the
+    others], on the seeds where every such rule has a score."""
+    kinds = _label_kinds(wide.columns)
+    out = {}
+    for cell, g in wide.groupby(level=CELL):
+        g = g.droplevel(CELL)
+        present = [r for r in kinds if r in g and g[r].notna().any()]
+        per_family = []
+        for family in sorted({kinds[r][0] for r in present}):
+            yes = [r for r in present if kinds[r] == (family, True)]
+            no = [r for r in present if kinds[r] == (family, False)]
+            if yes and no:
+                per_family.append(g[yes].mean(axis=1, skipna=False)
+                                  - g[no].mean(axis=1, skipna=False))
+        if per_family:
+            x = pd.concat(per_family, axis=1).mean(axis=1, skipna=False).dropna()
+            if len(x):
+                out[tuple(cell)] = x
+    return out
+
+
+def reads_label_raw(scores: pd.DataFrame, metric: str, margin: float = MARGIN) -> pd.DataFrame:
+    """The ``reads_label`` rows of one metric (both scopes; strata: the cells)."""
+    from benchmark.analysis.stats import wide_scores
+
+    cols = KEY + ["n_strata", "strata"] + RAW_COLUMNS[RAW_COLUMNS.index("n_pairs"):]
+    if scores.empty:
+        return pd.DataFrame(columns=cols + ["n_cells", "prob_improvement"])
+    contrasts = {c: x for c, x in reads_label_contrasts(wide_scores(scores)).items()
+                 if len(x) >= 2}
+    cells = sorted(contrasts)
+    names = ["/".join(map(str, c[:2])) + "/" + c[2] for c in cells]
+    yes, no = READS_LABEL_SIDES
+    rows = [{"metric": metric, "factor": "reads_label", "level": "yes", "reference": "no",
+             "alm": yes, "baseline": no, "n_strata": len(cells), "strata": "; ".join(names)}
+            | r | {"prob_improvement": math.nan}
+            for r in scoped_rows([contrasts[c].to_numpy(float) for c in cells],
+                                 (metric, "reads_label", "yes", "no", yes, no), margin)]
+    return pd.DataFrame(rows, columns=cols + ["n_cells", "prob_improvement"])
+
+
 def moderators(scores_by_metric: dict, alm: tuple, baselines: tuple, factors=DEFAULT_FACTORS,
                margin: float = MARGIN, primary: str = "best") -> pd.DataFrame:
     """Every metric's moderator rows with families (per scope, primary metric) and labels."""
-    raw = [moderator_raw(s, m, alm, baselines, factors, margin)
+    cell_factors = tuple(f for f in factors if f not in RULE_FACTORS)
+    raw = [moderator_raw(s, m, alm, baselines, cell_factors, margin)
            for m, s in scores_by_metric.items()]
+    if "reads_label" in factors:
+        raw += [reads_label_raw(s, m, margin) for m, s in scores_by_metric.items()]
     raw = [r for r in raw if len(r)]
     if not raw:
         return pd.DataFrame(columns=MODERATOR_COLUMNS)
@@ -138,8 +209,20 @@ def moderators(scores_by_metric: dict, alm: tuple, baselines: tuple, factors=DEF
     return out.drop(columns=["n_cells", "prob_improvement"])[MODERATOR_COLUMNS]
 
 
-def factors_without_strata(cells, factors) -> list[str]:
-    return [f for f in factors if not strata(cells, f)]
+def factors_without_strata(cells, factors, scores: pd.DataFrame | None = None) -> list[str]:
+    """The declared factors no two cells contrast (``reads_label``: no cell of ``scores``
+    has rules of both kinds in one family)."""
+    out = []
+    for f in factors:
+        if f in RULE_FACTORS:
+            from benchmark.analysis.stats import wide_scores
+
+            if scores is None or scores.empty or not reads_label_contrasts(
+                    wide_scores(scores)):
+                out.append(f)
+        elif not strata(cells, f):
+            out.append(f)
+    return out
 
 
 MODERATOR_COLUMNS = KEY + ["n_strata", "strata", "n_pairs", "mean_diff", "ci_low", "ci_high",

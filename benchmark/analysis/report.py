@@ -29,6 +29,7 @@ from benchmark.analysis.scores import (
     METRICS,
     common_seeds,
     for_rules,
+    gains_over_clean_budget,
     method_scores,
     summarise,
 )
@@ -61,6 +62,9 @@ class Analysis:
     factors: tuple = DEFAULT_FACTORS  # the declared moderators
     no_strata: list = field(default_factory=list)  # declared factors no two cells contrast
     margin: float = MARGIN
+    #: per cell and rule, the gain over the strongest clean-budget baseline (primary metric;
+    #: scores.gains_over_clean_budget), the first figure's numbers
+    gains: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def comparisons_frame(self) -> pd.DataFrame:
         parts = [c.assign(setup=s, metric=m) for (s, m), c in self.comparisons.items()]
@@ -121,8 +125,10 @@ def analyse(runs: pd.DataFrame, alm: tuple, baselines: tuple, setups=None,
     out.verdicts = finalise(pd.concat(parts, ignore_index=True) if parts
                             else pd.DataFrame(columns=KEY + RAW_COLUMNS[len(KEY):]))
     out.moderators = moderators_mod.moderators(all_scores, alm, baselines, factors, margin)
+    out.gains = gains_over_clean_budget(all_scores[PRIMARY])
     cells = {tuple(c) for c in all_scores[PRIMARY][CELL].drop_duplicates().to_numpy()}
-    out.no_strata = moderators_mod.factors_without_strata(cells, factors)
+    out.no_strata = moderators_mod.factors_without_strata(cells, factors,
+                                                          all_scores[PRIMARY])
     return out
 
 
@@ -301,11 +307,22 @@ MODERATOR_LEGEND = (
     "unadjusted p and no label.")
 
 
+READS_LABEL_LEGEND = (
+    "reads_label, a factor of the rules: per cell and seed, within each zoo family that has "
+    "both kinds in the cell, the mean score of the rules whose trust reads the given label "
+    "(wsld, dkd, camkd) minus that of the family's other rules (bootstrap, proselflc; lskd; "
+    "ebkd, aekd), averaged over those families; strata are the cells, and a baseline's "
+    "score cancels, so it is one row per scope. better: the label-reading rules score "
+    "higher.\n\n")
+
+
 def _moderators_markdown(a: Analysis) -> str:
     m = a.moderators
     head = ("# Moderators: the difference of differences between a factor's levels\n\n"
             + for_rules(MODERATOR_LEGEND.format(margin=a.margin),
                         m["alm"].unique() if "alm" in m else ()) + "\n\n"
+            + (READS_LABEL_LEGEND if "factor" in m and (m["factor"] == "reads_label").any()
+               else "")
             + f"Declared factors: {', '.join(a.factors) or 'none'}."
             + (f" No two cells of this study differ only in: {', '.join(a.no_strata)} "
                "(not testable here: no stratum)." if a.no_strata else "") + "\n")
@@ -380,6 +397,9 @@ def write_report(results: Path, *, strict: bool = False, figures: bool = True) -
     put(tdir / "moderators.csv", a.with_method_ids(a.moderators, [])
         .to_csv(index=False, float_format="%.6g"))
     put(tdir / "moderators.md", _moderators_markdown(a))
+    if len(a.gains):  # the first figure's numbers
+        put(tdir / "gain_over_clean_budget.csv", a.gains.to_csv(index=False,
+                                                                 float_format="%.6g"))
     put(tdir / "headline.md", headline.markdown(a.verdicts, a.moderators, comp.plan.alm,
                                                 comp.plan.baselines, a.margin))
     put(tdir / "ranks.md", _ranks_markdown(a))
@@ -417,6 +437,8 @@ def _figures(fdir: Path, a: Analysis, runs: pd.DataFrame, refreshes: pd.DataFram
     from benchmark.analysis.tables import METRIC_NAMES
 
     out = figures.accuracy_vs_noise(a.summary[PRIMARY], fdir / "accuracy_vs_noise", PRIMARY)
+    if len(a.gains):
+        out += figures.gain_over_clean_budget(a.gains, fdir / "gain_over_clean_budget")
     for setup in a.setups:
         avg, test, nem = a.ranks[(setup, PRIMARY)]
         drawn = figures.critical_difference(avg, nem, test, fdir / f"cd_{setup}",

@@ -188,21 +188,50 @@ def in_these_cells(diffs: list[np.ndarray], rng, margin: float = MARGIN) -> dict
 
 # ---- across tasks --------------------------------------------------------------------------
 
+def signed_rank_null(ranks: np.ndarray) -> tuple[np.ndarray, float]:
+    """The exact null distribution of the signed-rank statistic T+ = sum of the ranks of the
+    positive units, each sign + or - with probability 1/2 independently, conditional on the
+    ranks (average ranks for ties): (dist, sum(ranks)) with dist[t] = P(T+ = t / 2) for
+    t = 0 .. 2 sum(ranks) (the doubled statistic's scale), by dynamic programming over the
+    doubled ranks (integers: average ranks are multiples of 1/2). Exact for any number of
+    units, ties or not; the same distribution as enumerating all 2^k sign patterns."""
+    doubled = np.rint(2 * np.asarray(ranks, float)).astype(int)
+    dist = np.zeros(int(doubled.sum()) + 1)
+    dist[0] = 1.0
+    top = 0
+    for r in doubled:  # each unit: its rank added (+) or not (-), probability 1/2 each
+        shifted = dist[:top + 1].copy()
+        dist[:top + r + 1] *= 0.5
+        dist[r:top + r + 1] += 0.5 * shifted
+        top += r
+    return dist, float(doubled.sum()) / 2
+
+
 def wilcoxon_p(x: np.ndarray, alternative: str = "two-sided") -> float:
     """Wilcoxon signed-rank p over the units (zeros dropped, as Wilcoxon did); 1 when all are
-    zero. Exact over up to 50 nonzero units without ties; with ties among the absolute
-    values, the permutation distribution of the statistic (exact over up to 16 units), never
-    the normal approximation on few units."""
+    zero. Without ties, scipy's exact distribution up to 50 nonzero units (normal beyond);
+    with ties among the absolute values, the exact permutation (sign-flip) distribution of
+    the statistic given the average ranks (``signed_rank_null``, any number of units), never
+    the normal approximation on few units. Two-sided: P(|T+ - centre| >= |t - centre|)."""
     x = np.asarray(x, float)
     x = x[x != 0]
     if not len(x):
         return 1.0
-    ties = len(np.unique(np.abs(x))) < len(x)
-    if ties:
-        method = stats.PermutationMethod(n_resamples=N_PERMUTATIONS, rng=0)
-    else:
+    if len(np.unique(np.abs(x))) == len(x):
         method = "exact" if len(x) <= 50 else "approx"
-    return float(stats.wilcoxon(x, alternative=alternative, method=method).pvalue)
+        return float(stats.wilcoxon(x, alternative=alternative, method=method).pvalue)
+    ranks = stats.rankdata(np.abs(x))
+    dist, total = signed_rank_null(ranks)
+    t2 = int(np.rint(2 * ranks[x > 0].sum()))  # the observed statistic, doubled
+    values = np.arange(len(dist))  # doubled statistic values
+    if alternative == "greater":
+        p = dist[values >= t2].sum()
+    elif alternative == "less":
+        p = dist[values <= t2].sum()
+    else:
+        centre2 = int(np.rint(total))  # the doubled centre, sum(ranks)
+        p = dist[np.abs(values - centre2) >= abs(t2 - centre2)].sum()
+    return float(min(1.0, p))
 
 
 def across_tasks(unit_means: np.ndarray, margin: float = MARGIN) -> dict:

@@ -21,5 +21,9 @@ MARGIN = 1.0  # points: the default equivalence margin
 SCOPES = ("in_these_cells", "across_tasks")
 
 # moderators (benchmark/analysis/moderators.py): the cell attributes a config may declare
-FACTORS = ("teacher_labels", "noise_type", "noise_rate", "setup", "dataset")
+FACTORS = ("teacher_labels", "noise_type", "noise_rate", "setup", "dataset", "reads_label")
+#: factors of the rules, not of the cells: ``reads_label`` contrasts, within each cell and
+#: family of the trust-rule zoo, the rules whose trust reads the given label with those whose
+#: trust does not (methods/catalog.py ``trust_from_label``; benchmark/analysis/moderators.py)
+RULE_FACTORS = ("reads_label",)
 DEFAULT_FACTORS = ("teacher_labels", "noise_type", "noise_rate")

@@ -560,3 +560,39 @@ def test_legends_name_the_rules_under_test():
     assert for_rules("# Verdicts: each ALM method against each declared baseline",
                      ["almkd", "tfkd"]) == (
         "# Verdicts: each rule under test against each declared baseline")
+
+
+def test_gain_over_the_strongest_clean_budget_baseline_by_hand():
+    """Two cells, three seeds: the bar is the clean-budget baseline with the higher mean
+    (kd_union in one cell, ce_clean in the other; kd, a baseline without clean labels, never),
+    the gain is paired by seed, the interval is the t formula written out."""
+    from scipy import stats as ss
+
+    from benchmark.analysis.scores import gains_over_clean_budget
+
+    table = {  # (setup, row) -> per-seed scores
+        ("single", "kd"): [90.0, 91.0, 92.0],  # the highest, but no clean labels
+        ("single", "ce_clean"): [70.0, 71.0, 72.0],
+        ("single", "kd_union"): [75.0, 74.0, 76.0],
+        ("single", "amal"): [77.0, 79.0, 76.0],
+        ("single", "wsld"): [70.0, 70.0, 70.0],
+        ("single-cleanT", "ce_clean"): [70.0, 71.0, 72.0],
+        ("single-cleanT", "kd_union"): [60.0, 61.0, 62.0],
+        ("single-cleanT", "amal"): [71.0, 70.0, 75.0],
+    }
+    sc = pd.DataFrame([{"dataset": "d", "noise_id": "symmetric_0.40", "setup": s, "row": r,
+                        "seed": i, "score": v} for (s, r), vals in table.items()
+                       for i, v in enumerate(vals)])
+    g = gains_over_clean_budget(sc).set_index(["setup", "row"])
+    assert set(g.index) == {("single", "amal"), ("single", "wsld"),
+                            ("single-cleanT", "amal")}
+    assert g.loc[("single", "amal"), "baseline"] == "kd_union"
+    assert g.loc[("single-cleanT", "amal"), "baseline"] == "ce_clean"
+    d = np.array([77 - 75, 79 - 74, 76 - 76], float)
+    assert g.loc[("single", "amal"), "gain"] == pytest.approx(d.mean())
+    assert g.loc[("single", "amal"), "ci_half"] == pytest.approx(
+        ss.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3))
+    assert g.loc[("single", "wsld"), "gain"] == pytest.approx(70 - 75)
+    assert g.loc[("single-cleanT", "amal"), "gain"] == pytest.approx((1 - 1 + 3) / 3)
+    assert g.loc[("single-cleanT", "amal"), "teacher_labels"] == "clean"
+    assert g.loc[("single", "amal"), "teacher_labels"] == "noisy"

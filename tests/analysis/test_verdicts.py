@@ -314,3 +314,101 @@ def test_moderator_null_rate_and_power_over_six_strata(fast_permutations):
         across += (m.loc[m["scope"] == "across_tasks", "verdict"] == "better").all()
     assert null_hits <= 3 and power >= 0.8 * (TREES // 2), (null_hits, power)
     assert across >= 0.8 * (TREES // 2)
+
+
+def _zoo_scores(rng, shift, cells=4, seeds=3):
+    """Scores of zoo rows in ``cells`` single-setup cells: the label-reading rules (wsld,
+    dkd) ``shift`` points above their family's other rules, plus noise; kd as a baseline."""
+    rows = []
+    for c in range(cells):
+        for s in range(seeds):
+            base = 80 + rng.normal()
+            for row, bump in (("kd", 0.0), ("wsld", shift), ("bootstrap", 0.0),
+                              ("proselflc", 0.0), ("dkd", shift), ("lskd", 0.0),
+                              ("gce_kd", 9.0)):
+                rows.append({"dataset": f"d{c}", "noise_id": "symmetric_0.40",
+                             "setup": "single", "row": row, "seed": s,
+                             "score": base + bump + rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_reads_label_contrast_against_a_naive_loop():
+    sc = _zoo_scores(np.random.default_rng(5), 2.0)
+    m = moderators.moderators({"best": sc}, ("wsld",), ("kd",), ("reads_label",))
+    assert set(m["factor"]) == {"reads_label"} and len(m) == 2
+    per_cell = []
+    for _, g in sc.groupby("dataset"):
+        x = []
+        for s in range(3):
+            v = g[g.seed == s].set_index("row")["score"]
+            # per family: wsld vs mean(bootstrap, proselflc); dkd vs lskd; then their mean
+            x.append(((v["wsld"] - (v["bootstrap"] + v["proselflc"]) / 2)
+                      + (v["dkd"] - v["lskd"])) / 2)
+        per_cell.append(np.array(x))
+    inside = m[m["scope"] == "in_these_cells"].iloc[0]
+    assert (inside["alm"], inside["baseline"]) == moderators.READS_LABEL_SIDES
+    assert inside["n_strata"] == 4 and inside["n_pairs"] == 12
+    assert inside["mean_diff"] == pytest.approx(np.mean([x.mean() for x in per_cell]))
+    assert inside["mean_diff"] > 1.0  # the label-reading rules are 2 points up
+    across = m[m["scope"] == "across_tasks"].iloc[0]
+    assert across["p"] == pytest.approx(wilcoxon_enumerated(
+        np.array([x.mean() for x in per_cell])))
+
+
+def test_reads_label_needs_both_kinds_in_one_family():
+    sc = _zoo_scores(np.random.default_rng(6), 2.0)
+    # wsld (per-instance, reads) beside lskd (logit KD, does not): no family has both
+    lone = sc[sc["row"].isin(["kd", "wsld", "lskd", "gce_kd"])]
+    m = moderators.moderators({"best": lone}, ("wsld",), ("kd",), ("reads_label",))
+    assert m.empty
+    cells = {tuple(c) for c in lone[["dataset", "noise_id", "setup"]].drop_duplicates()
+             .to_numpy()}
+    assert moderators.factors_without_strata(cells, ("reads_label",), lone) == ["reads_label"]
+    assert moderators.factors_without_strata(cells, ("reads_label",), sc) == []
+    # and a rule outside the contrast (gce_kd, 9 points up) never enters it
+    m = moderators.moderators({"best": sc}, ("wsld",), ("kd",), ("reads_label",))
+    assert m["mean_diff"].abs().max() < 4.0
+
+
+def _tail_enumerated(x, alternative):
+    """P(T+ >= t) or P(T+ <= t) by enumerating every sign pattern (zeros dropped)."""
+    x = x[x != 0]
+    r = ss.rankdata(np.abs(x))
+    w = r[x > 0].sum()
+    null = np.array([sum(ri for ri, s in zip(r, signs, strict=True) if s)
+                     for signs in itertools.product([0, 1], repeat=len(x))])
+    return np.mean(null >= w - 1e-9) if alternative == "greater" else np.mean(null <= w + 1e-9)
+
+
+def test_wilcoxon_with_ties_is_the_exact_sign_flip_distribution():
+    """Cell means that tie (a 360-image test set moves accuracy in steps of 0.28 points):
+    the p-values of every alternative equal the enumeration over all 2^k sign patterns with
+    average ranks, for 1 to 12 units, and scipy's own permutation method where it is exact."""
+    rng = np.random.default_rng(11)
+    checked = 0
+    for k in range(1, 13):
+        for _ in range(6):
+            x = np.round(rng.normal(0.4, 1.0, k), 1)  # ties and zeros likely
+            x = x[x != 0] if (x != 0).any() else np.array([0.5])
+            if len(np.unique(np.abs(x))) == len(x):
+                continue
+            checked += 1
+            assert verdicts.wilcoxon_p(x) == pytest.approx(wilcoxon_enumerated(x), abs=1e-12)
+            for alt in ("greater", "less"):
+                assert verdicts.wilcoxon_p(x, alt) == pytest.approx(_tail_enumerated(x, alt),
+                                                                    abs=1e-12)
+    assert checked >= 30
+    x = np.array([0.3, -0.3, 0.6, 0.6, 1.2, -0.9, 0.3, 2.1, 0.6, -0.3, 1.5, 0.9, 0.3])
+    method = ss.PermutationMethod(n_resamples=99_999, rng=0)  # 2^13 < 99,999: exact
+    assert verdicts.wilcoxon_p(x) == pytest.approx(ss.wilcoxon(x, method=method).pvalue,
+                                                   abs=1e-12)
+    # a shift that removes every tie takes scipy's exact path, and one that makes the ranks
+    # all positive gives the smallest attainable p
+    assert verdicts.wilcoxon_p(np.array([0.5, 0.5, 1.0, 1.0])) == pytest.approx(2 / 16)
+
+
+def test_signed_rank_null_sums_to_one_and_is_symmetric():
+    dist, total = verdicts.signed_rank_null(ss.rankdata([0.3, 0.3, 0.7, 1.1, 1.1, 1.1]))
+    assert dist.sum() == pytest.approx(1.0) and total == 21 and len(dist) == 43
+    assert np.allclose(dist, dist[::-1])
+    assert dist[0] == pytest.approx(1 / 2 ** 6)
