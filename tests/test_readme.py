@@ -167,6 +167,14 @@ HOW: dict[str, tuple] = {
         TEST, "tests/workflow/test_workflow.py::"
               "test_forget_then_snakemake_retrains_exactly_that_run",
         '["noisykd", "forget"'),
+    "git worktree add ../reference-issue16 83146f6": (
+        NOT_HERE, "rebuilds the previous reference's tables from git history (3 min, run on "
+                  "purpose: 0 blocks differ); tests/test_reference.py::"
+                  "test_the_previous_reference_rebuilds_from_git_history checks the commit "
+                  "holds its bundle, script and pages"),
+    "cd ../reference-issue16 && python scripts/readme_reference_tables.py --check --only "
+    "reference": (
+        NOT_HERE, "the second half of the command above, in its worktree"),
     **{command: (NOT_HERE, MIRROR) for command in MIRROR_COMMANDS},
 }
 

@@ -78,7 +78,7 @@ def test_ids():
     ("paper", 55, 550, 5060),
     ("fmnist", 9, 27, 117),
     ("authors_synthetic", 3, 3, 12),
-    ("reference", 24, 104, 1080),
+    ("reference", 42, 237, 4434),
 ])
 def test_shipped_configs_plan(name, labels, teacher_runs, student_runs):
     p = grid.plan(load(name))
