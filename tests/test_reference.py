@@ -108,15 +108,15 @@ def test_the_committed_bundle_verifies_and_says_how_it_was_run():
     assert c["teachers"] == len(_plan("reference").teacher_runs)
     trained = c["trained_by"]
     # the first invocation ran the study under a draft name (study "across", renamed before
-    # the second; its 17 runs of another dkd setting were removed: docs/results.md)
+    # the second; its runs of another dkd setting were removed: docs/results.md)
     configs = ("workflows/config/reference.yaml", "workflows/config/across_draft.yaml")
     assert trained and all(any(f"--configfile {f}" in e["command"] for f in configs)
                            for e in trained)
     # every run was trained by a recorded invocation, but for those of the jobs in flight
-    # when the first invocation was stopped (two packed jobs: 33 runs) and with the 17 runs
-    # of the dkd setting removed after it
+    # when the first invocation was stopped (two packed jobs: 33 runs) and with the runs of
+    # the dkd setting removed after it (at most one per seed of the 9 jobs it reached)
     total = c["runs"] + c["teachers"]
-    assert total - 33 <= sum(e["trained_now"] for e in trained) <= total + 17
+    assert total - 33 <= sum(e["trained_now"] for e in trained) <= total + 27
     # issue 30: the study across tasks within about 100 minutes on the 2-core machine
     assert sum(e["wall_time_s"] for e in trained) <= 100 * 60
     assert all(e["git"]["commit"].startswith(TRAINED_AT) for e in trained)
