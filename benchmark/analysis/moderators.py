@@ -133,6 +133,15 @@ def moderator_raw(scores: pd.DataFrame, metric: str, alm: tuple, baselines: tupl
     return out
 
 
+#: the moderators table's sentence on the ``reads_label`` row, written when it has one
+READS_LABEL_LEGEND = (
+    "reads_label, a factor of the rules: per cell and seed, within each zoo family that has "
+    "both kinds in the cell, the mean score of the rules whose trust reads the given label "
+    "(wsld, dkd, camkd) minus that of the family's other rules (bootstrap, proselflc; lskd; "
+    "ebkd, aekd), averaged over those families; strata are the cells, and a baseline's "
+    "score cancels, so it is one row per scope. better: the label-reading rules score "
+    "higher.\n\n")
+
 #: the names of the two sides of the ``reads_label`` row (its alm and baseline columns)
 READS_LABEL_SIDES = ("rules reading the label", "rules of their family that do not")
 

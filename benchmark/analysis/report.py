@@ -307,22 +307,13 @@ MODERATOR_LEGEND = (
     "unadjusted p and no label.")
 
 
-READS_LABEL_LEGEND = (
-    "reads_label, a factor of the rules: per cell and seed, within each zoo family that has "
-    "both kinds in the cell, the mean score of the rules whose trust reads the given label "
-    "(wsld, dkd, camkd) minus that of the family's other rules (bootstrap, proselflc; lskd; "
-    "ebkd, aekd), averaged over those families; strata are the cells, and a baseline's "
-    "score cancels, so it is one row per scope. better: the label-reading rules score "
-    "higher.\n\n")
-
-
 def _moderators_markdown(a: Analysis) -> str:
     m = a.moderators
     head = ("# Moderators: the difference of differences between a factor's levels\n\n"
             + for_rules(MODERATOR_LEGEND.format(margin=a.margin),
                         m["alm"].unique() if "alm" in m else ()) + "\n\n"
-            + (READS_LABEL_LEGEND if "factor" in m and (m["factor"] == "reads_label").any()
-               else "")
+            + (moderators_mod.READS_LABEL_LEGEND
+               if "factor" in m and (m["factor"] == "reads_label").any() else "")
             + f"Declared factors: {', '.join(a.factors) or 'none'}."
             + (f" No two cells of this study differ only in: {', '.join(a.no_strata)} "
                "(not testable here: no stratum)." if a.no_strata else "") + "\n")

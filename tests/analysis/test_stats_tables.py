@@ -596,3 +596,22 @@ def test_gain_over_the_strongest_clean_budget_baseline_by_hand():
     assert g.loc[("single-cleanT", "amal"), "gain"] == pytest.approx((1 - 1 + 3) / 3)
     assert g.loc[("single-cleanT", "amal"), "teacher_labels"] == "clean"
     assert g.loc[("single", "amal"), "teacher_labels"] == "noisy"
+
+
+def test_gain_figure_draws_both_teacher_conditions_and_an_empty_study(tmp_path):
+    from benchmark.analysis import figures
+    from benchmark.analysis.scores import GAIN_COLUMNS
+
+    rows = [{"dataset": "d", "noise_id": f"symmetric_0.{k}0", "setup": setup,
+             "teacher_labels": "clean" if setup.endswith("-cleanT") else "noisy", "row": row,
+             "gain": g, "ci_half": 0.5, "n": 3, "baseline": "kd_finetune",
+             "baseline_mean": 80.0}
+            for k in (2, 4) for setup in ("single", "single-cleanT")
+            for row, g in (("amal", 1.0 + k), ("wsld", -30.0))]
+    out = figures.gain_over_clean_budget(pd.DataFrame(rows, columns=GAIN_COLUMNS),
+                                         tmp_path / "gain")
+    assert sorted(p.suffix for p in out) == [".pdf", ".png"]
+    assert all(p.stat().st_size > 1000 for p in out)
+    empty = figures.gain_over_clean_budget(pd.DataFrame(columns=GAIN_COLUMNS),
+                                           tmp_path / "none")
+    assert all(p.exists() for p in empty)
