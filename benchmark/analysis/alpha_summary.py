@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.core.layout import ALPHA_NPZ, ALPHA_SUMMARY, StudyLayout
+from benchmark.core.layout import ALPHA_NPZ, ALPHA_SUMMARY, StudyLayout, teacher_labels_of
 
 SUMMARY_NAME = ALPHA_SUMMARY  # alpha_summary.json
 FORMAT = "noisykd-alpha-summary"
@@ -126,7 +126,7 @@ def load(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         parts = d.relative_to(results).parts
         ident = {"dataset": parts[1], "noise_id": parts[2], "setup_id": parts[3],
-                 "teacher_labels": "clean" if parts[3].endswith("-cleanT") else "noisy",
+                 "teacher_labels": teacher_labels_of(parts[3]),
                  "method": base_method(parts[4]), "seed": int(parts[5].removeprefix("seed"))}
         n_ref = len(s["refresh_epoch"])
         for r, epoch in enumerate(s["refresh_epoch"]):

@@ -43,6 +43,7 @@ import pandas as pd
 
 from benchmark.analysis.scores import CELL
 from benchmark.analysis.verdicts import RAW_COLUMNS, finalise, scoped_rows
+from benchmark.core.layout import teacher_labels_of
 from benchmark.spec.vocabulary import DEFAULT_FACTORS, MARGIN, RULE_FACTORS
 
 REFERENCE = {"teacher_labels": "clean", "noise_type": "symmetric", "setup": "single"}
@@ -58,7 +59,7 @@ def cell_attributes(dataset: str, noise_id: str, setup: str) -> dict:
     return {"dataset": dataset, "noise_type": spec.kind_id,
             "noise_rate": "" if spec.rate is None else f"{spec.rate:g}",
             "setup": setup.removesuffix("-cleanT"),
-            "teacher_labels": "clean" if setup.endswith("-cleanT") else "noisy"}
+            "teacher_labels": teacher_labels_of(setup)}
 
 
 def _level_order(factor: str, levels) -> list[str]:

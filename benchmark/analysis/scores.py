@@ -22,6 +22,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from benchmark.core.layout import teacher_labels_of
 from methods.catalog import ALM_METHODS, selected_hparam
 
 METRICS = {"best": ("test_acc_best_val", "val_acc_best"), "last": ("test_acc_last", "val_acc_last")}
@@ -213,7 +214,7 @@ def gains_over_clean_budget(scores: pd.DataFrame) -> pd.DataFrame:
             half = (float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
                     if len(d) >= 2 else np.nan)
             rows.append({**dict(zip(CELL, cell, strict=True)),
-                         "teacher_labels": "clean" if cell[2].endswith("-cleanT") else "noisy",
+                         "teacher_labels": teacher_labels_of(cell[2]),
                          "row": r, "gain": float(d.mean()) if len(d) else np.nan,
                          "ci_half": half, "n": len(d), "baseline": best,
                          "baseline_mean": float(wide[best].mean())})

@@ -84,6 +84,11 @@ def setup_id(setup: str, archs: list[str], teacher_labels: str) -> str:
     return f"self{clean}"
 
 
+def teacher_labels_of(sid: str) -> str:
+    """What the teachers of a setup id or kind were trained on: clean (-cleanT) or noisy."""
+    return "clean" if sid.endswith("-cleanT") else "noisy"
+
+
 def setup_kind(sid: str) -> str:
     """The table a setup id belongs to: single, multi or self (with -cleanT), none for ce."""
     clean = "-cleanT" if sid.endswith("-cleanT") else ""
